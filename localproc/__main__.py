@@ -1,0 +1,3 @@
+from localproc.cli import main
+
+main()
