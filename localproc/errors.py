@@ -1,6 +1,7 @@
 """Errors a user can cause or meet, each carrying the AWS error code and the exit status of `run`.
 
-Library code raises these; only the command boundary (cli, server) turns them into output and exit codes.
+Library code raises these; only the command boundary (cli, server) turns them into output and
+exit codes.
 """
 
 from __future__ import annotations

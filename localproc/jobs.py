@@ -1,0 +1,342 @@
+"""The job lifecycle: validate, plan, stage, run the containers, upload, record — and clean up.
+
+Everything a run could be rejected for (validation, name in use, no engine, no image, S3
+unreachable) is checked before anything is created, so a rejected run leaves nothing behind.
+Once the job is recorded, every problem ends it Failed or Stopped instead, with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from localproc.errors import (
+    CannotRunHere,
+    ExitStatus,
+    JobFailure,
+    algorithm_error,
+)
+from localproc.plan import JobPlan, build_plan, job_arn
+from localproc.records import PRIVATE_KEY, JobStore, now, timestamp
+from localproc.runtime import JOB_LABEL
+from localproc.runtime.cluster import ClusterRun, InstanceResult
+from localproc.runtime.engine import (
+    ContainerSpec,
+    DockerEngine,
+    Mount,
+    container_name,
+    network_name,
+)
+from localproc.runtime.logs import LogSink
+from localproc.spec.echo import service_echo
+from localproc.spec.job import JobSpec, job_from_request
+from localproc.spec.load import to_create_request
+from localproc.spec.validate import validate_create_request
+from localproc.storage import ObjectStore, open_store
+from localproc.transfer.staging import instance_input_mounts, list_inputs, stage_inputs
+from localproc.transfer.upload import UploadReport, upload_outputs
+
+EXIT_MESSAGE_LIMIT = 1024
+DEFAULT_REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    state_dir: Path
+    s3_root: Path | None = None
+    s3_endpoint_url: str | None = None
+    region: str | None = None
+    keep_staging: bool = False
+    stop_grace_seconds: float = 10.0
+
+
+@dataclass
+class RunOutcome:
+    name: str
+    arn: str
+    status: str
+    job_dir: Path
+    failure_reason: str | None = None
+    exit_message: str | None = None
+    seconds: float = 0.0
+    uploads: UploadReport = field(default_factory=UploadReport)
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        return {
+            "Completed": ExitStatus.COMPLETED,
+            "Stopped": ExitStatus.STOPPED,
+        }.get(self.status, ExitStatus.FAILED)
+
+
+Notify = Callable[[str], None]
+
+
+def prepare_request(payload: dict[str, Any], name: str | None = None) -> dict[str, Any]:
+    """Payload (Create request or Describe response) → validated CreateProcessingJob request."""
+    request = to_create_request(payload)
+    if name is not None:
+        request["ProcessingJobName"] = name
+    validate_create_request(request)
+    return request
+
+
+def resolve_region(explicit: str | None) -> str:
+    return (
+        explicit
+        or os.environ.get("AWS_REGION")
+        or os.environ.get("AWS_DEFAULT_REGION")
+        or DEFAULT_REGION
+    )
+
+
+def unsupported_features(job: JobSpec) -> list[str]:
+    """Features this version cannot execute yet; refused before anything starts (exit 4)."""
+    problems = []
+    for item in job.inputs:
+        if item.dataset_definition is not None:
+            problems.append(f"input '{item.name}': DatasetDefinition (Athena/Redshift) inputs")
+        elif item.s3 is not None and item.s3.input_mode == "Pipe":
+            problems.append(f"input '{item.name}': S3InputMode Pipe")
+        elif item.s3 is not None and item.s3.data_type == "ManifestFile":
+            problems.append(f"input '{item.name}': S3DataType ManifestFile")
+    return problems
+
+
+def run_job(
+    request: dict[str, Any],
+    settings: RunSettings,
+    log_stream: TextIO | None,
+    notify: Notify,
+    colour: bool = False,
+) -> RunOutcome:
+    job = job_from_request(request)
+    unsupported = unsupported_features(job)
+    if unsupported:
+        raise CannotRunHere("This version of localproc cannot run: " + "; ".join(unsupported) + ".")
+    region = resolve_region(settings.region)
+    arn = job_arn(job.name, region)
+    records = JobStore(settings.state_dir)
+    if records.exists(job.name):
+        records.claim(job.name, arn)  # raises ResourceInUse with the service's wording
+    store = open_store(settings.s3_root, settings.s3_endpoint_url, region)
+    engine = DockerEngine.connect()
+    image = engine.image_config(job.image_uri)
+
+    planning_failure: JobFailure | None = None
+    plan: JobPlan | None = None
+    try:
+        plan = build_plan(job, list_inputs(job, store), image, region)
+    except JobFailure as failure:  # e.g. an empty prefix: the job exists, and fails
+        planning_failure = failure
+
+    job_dir = records.claim(job.name, arn)
+    record = _initial_record(job, arn)
+    records.write(job.name, record)
+    runner = _Runner(job, plan, settings, store, engine, records, record, job_dir, notify)
+    return runner.execute(planning_failure, log_stream, colour)
+
+
+def _initial_record(job: JobSpec, arn: str) -> dict[str, Any]:
+    created = timestamp(now())
+    return {
+        **service_echo(job.request),
+        "ProcessingJobArn": arn,
+        "ProcessingJobStatus": "InProgress",
+        "CreationTime": created,
+        "LastModifiedTime": created,
+        PRIVATE_KEY: {"RunnerPid": os.getpid()},
+    }
+
+
+class _Runner:
+    """Drives one recorded job from staging to its final status; owns its cleanup."""
+
+    def __init__(
+        self,
+        job: JobSpec,
+        plan: JobPlan | None,
+        settings: RunSettings,
+        store: ObjectStore,
+        engine: DockerEngine,
+        records: JobStore,
+        record: dict[str, Any],
+        job_dir: Path,
+        notify: Notify,
+    ) -> None:
+        self.job = job
+        self.plan = plan
+        self.settings = settings
+        self.store = store
+        self.engine = engine
+        self.records = records
+        self.record = record
+        self.job_dir = job_dir
+        self.notify = notify
+        self.staging_root = job_dir / "staging"
+        self.started = time.monotonic()
+
+    def execute(
+        self, planning_failure: JobFailure | None, log_stream: TextIO | None, colour: bool
+    ) -> RunOutcome:
+        outcome = RunOutcome(
+            self.job.name, self.record["ProcessingJobArn"], "InProgress", self.job_dir
+        )
+        try:
+            if planning_failure is not None:
+                raise planning_failure
+            assert self.plan is not None
+            results = self._run_containers(self.plan, log_stream, colour)
+            outcome.status, outcome.failure_reason = _judge(results)
+            outcome.exit_message = self._exit_message(self.plan)
+        except JobFailure as failure:
+            outcome.status, outcome.failure_reason = "Failed", failure.reason
+        except KeyboardInterrupt:
+            self._set_status("Stopping")
+            outcome.status, outcome.failure_reason = "Stopped", "Stopped by the user (interrupt)."
+        finally:
+            self._clean_up()
+        if self.plan is not None and self.plan.outputs:
+            outcome.uploads = self._upload(self.plan)
+            if outcome.uploads.failures and outcome.status == "Completed":
+                outcome.status = "Failed"
+                outcome.failure_reason = "ClientError: Failed to upload output " + "; ".join(
+                    outcome.uploads.failures
+                )
+        outcome.seconds = time.monotonic() - self.started
+        self._finish(outcome)
+        return outcome
+
+    # -- steps ---------------------------------------------------------------------------------
+    def _run_containers(
+        self, plan: JobPlan, log_stream: TextIO | None, colour: bool
+    ) -> list[InstanceResult]:
+        objects = sum(len(i.objects) for inst in plan.instances for i in inst.inputs)
+        if objects:
+            self.notify(f"staging {objects} input object(s) from {self.store.describe()}")
+        stage_inputs(plan, self.store, self.staging_root)
+        specs = [self._container_spec(plan, index) for index in range(len(plan.instances))]
+        network = self.engine.create_network(self.job.name)
+        assert all(spec.network == network for spec in specs)
+        sink = LogSink(log_stream, self.job_dir / "logs", colour=colour)
+        cluster = ClusterRun(self.engine, specs, sink, self.settings.stop_grace_seconds)
+        cluster.create()
+        self.record["ProcessingStartTime"] = timestamp(now())
+        self.records.write(self.job.name, self.record)
+        self.notify(
+            f"starting {len(specs)} container(s) of {self.job.image_uri}: "
+            + " ".join(plan.command.argv)
+        )
+        return cluster.run()
+
+    def _container_spec(self, plan: JobPlan, index: int) -> ContainerSpec:
+        instance = plan.instances[index]
+        host_dir = self.job_dir / instance.host
+        config_dir = host_dir / "config"
+        config_dir.mkdir(parents=True, exist_ok=True)
+        _write_json(config_dir / "resourceconfig.json", instance.resource_config)
+        _write_json(config_dir / "processingjobconfig.json", plan.processing_job_config)
+        mounts = [Mount(str(config_dir), "/opt/ml/config", read_only=True)]
+        mounts.append(Mount(str(_writable(host_dir / "output")), "/opt/ml/output"))
+        for folder, local_path in instance_input_mounts(self.staging_root, instance):
+            mounts.append(Mount(str(folder), local_path))
+        for output in plan.outputs:
+            folder = _writable(host_dir / "outputs" / output.name)
+            mounts.append(Mount(str(folder), str(output.local_path)))
+        return ContainerSpec(
+            name=container_name(self.job.name, instance.host),
+            image=self.job.image_uri,
+            entrypoint=plan.command.entrypoint,
+            command=plan.command.command,
+            environment=plan.environment,
+            hostname=instance.host,
+            network=network_name(self.job.name),
+            mounts=mounts,
+            labels={JOB_LABEL: self.job.name},
+        )
+
+    def _exit_message(self, plan: JobPlan) -> str | None:
+        parts = []
+        for instance in plan.instances:
+            text = _read_no_follow(self.job_dir / instance.host / "output" / "message")
+            if text:
+                parts.append(text)
+        return "".join(parts)[:EXIT_MESSAGE_LIMIT] or None
+
+    def _upload(self, plan: JobPlan) -> UploadReport:
+        folders = {
+            (instance.host, output.name): self.job_dir / instance.host / "outputs" / output.name
+            for instance in plan.instances
+            for output in plan.outputs
+        }
+        report = upload_outputs(plan.outputs, folders, self.store, self.job.output_kms_key_id)
+        for collision in report.collisions:
+            self.notify(f"warning: {collision}")
+        for skipped in report.skipped:
+            self.notify(f"warning: not uploaded (not a regular file): {skipped}")
+        return report
+
+    def _set_status(self, status: str) -> None:
+        self.record["ProcessingJobStatus"] = status
+        self.records.write(self.job.name, self.record)
+
+    def _finish(self, outcome: RunOutcome) -> None:
+        self.record["ProcessingJobStatus"] = outcome.status
+        self.record["ProcessingEndTime"] = timestamp(now())
+        if outcome.failure_reason:
+            self.record["FailureReason"] = outcome.failure_reason
+        if outcome.exit_message:
+            self.record["ExitMessage"] = outcome.exit_message
+        self.records.write(self.job.name, self.record)
+
+    def _clean_up(self) -> None:
+        self.engine.remove_job_resources(self.job.name)
+        if not self.settings.keep_staging:
+            shutil.rmtree(self.staging_root, ignore_errors=True)
+
+
+def _judge(results: list[InstanceResult]) -> tuple[str, str | None]:
+    """Completed when every instance exits 0; otherwise the first instance that failed by itself
+    (not one we stopped because of it) names the reason."""
+    failed = [r for r in results if r.exit_code != 0]
+    if not failed:
+        return "Completed", None
+    culprit = next((r for r in failed if not r.stopped_by_us), failed[0])
+    if culprit.oom_killed:
+        return "Failed", algorithm_error(
+            f"{culprit.host} ran out of memory and was killed (exit code {culprit.exit_code})."
+        ).reason
+    return "Failed", algorithm_error(
+        f"{culprit.host} exited with code {culprit.exit_code}. See the job's logs for more "
+        "information."
+    ).reason
+
+
+def _writable(path: Path) -> Path:
+    # Containers may run as any user; the folders they write into must let them.
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o777)
+    return path
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+
+
+def _read_no_follow(path: Path) -> str | None:
+    """Read a file the container wrote without following a symlink it may have planted there."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            return None
+        return handle.read(EXIT_MESSAGE_LIMIT * 4).decode("utf-8", errors="replace")

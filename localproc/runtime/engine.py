@@ -1,0 +1,148 @@
+"""One Docker engine connection: images, the job's network, containers, and cleanup by label."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from localproc.errors import CannotRunHere
+from localproc.plan import ImageConfig
+from localproc.runtime import JOB_LABEL
+
+if TYPE_CHECKING:  # the SDK is imported lazily so `localproc --help` stays instant
+    import docker
+    from docker.models.containers import Container
+
+
+@dataclass(frozen=True)
+class Mount:
+    host_path: str
+    container_path: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    name: str
+    image: str
+    entrypoint: Sequence[str]
+    command: Sequence[str]
+    environment: Mapping[str, str]
+    hostname: str
+    network: str
+    mounts: Sequence[Mount]
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+def container_name(job_name: str, host: str) -> str:
+    return f"localproc-{job_name}-{host}"
+
+
+def network_name(job_name: str) -> str:
+    return f"localproc-{job_name}"
+
+
+class DockerEngine:
+    """A connected engine. Create with `DockerEngine.connect()`."""
+
+    def __init__(self, client: docker.DockerClient) -> None:
+        self.client = client
+
+    @classmethod
+    def connect(cls) -> DockerEngine:
+        import docker
+        import docker.errors
+
+        where = os.environ.get("DOCKER_HOST", "the default socket")
+        try:
+            client = docker.from_env(version="auto", timeout=120)
+            client.ping()
+        except (docker.errors.DockerException, OSError) as err:
+            raise CannotRunHere(
+                f"No Docker engine answers at {where} ({_first_line(err)}). Start Docker, or run "
+                "scripts/setup.sh, which installs and starts one on Debian."
+            ) from err
+        return cls(client)
+
+    # -- images --------------------------------------------------------------------------------
+    def image_config(self, uri: str, pull: bool = True) -> ImageConfig:
+        """The image's ENTRYPOINT and CMD; pulls the image first when it is not on this host."""
+        import docker.errors
+
+        try:
+            image = self.client.images.get(uri)
+        except docker.errors.ImageNotFound:
+            if not pull:
+                raise CannotRunHere(f"Image '{uri}' is not on this host.") from None
+            image = self._pull(uri)
+        config = image.attrs.get("Config") or {}
+        entrypoint = config.get("Entrypoint")
+        cmd = config.get("Cmd")
+        return ImageConfig(
+            uri=uri,
+            entrypoint=tuple(entrypoint) if entrypoint else None,
+            cmd=tuple(cmd) if cmd else None,
+        )
+
+    def _pull(self, uri: str) -> Any:
+        import docker.errors
+
+        from localproc.runtime.registry_auth import auth_config_for
+
+        try:
+            return self.client.images.pull(uri, auth_config=auth_config_for(uri))
+        except (docker.errors.DockerException, OSError) as err:
+            raise CannotRunHere(
+                f"Image '{uri}' is not on this host and could not be pulled "
+                f"({_first_line(err)}). Pull or build it first (`docker pull {uri}`; "
+                "for the bundled example image: scripts/build-example-image.sh)."
+            ) from err
+
+    # -- networks and containers ---------------------------------------------------------------
+    def create_network(self, job_name: str, internal: bool = False) -> str:
+        name = network_name(job_name)
+        self.client.networks.create(
+            name, driver="bridge", internal=internal, labels={JOB_LABEL: job_name}
+        )
+        return name
+
+    def create_container(self, spec: ContainerSpec) -> Container:
+        from docker.types import Mount as DockerMount
+
+        endpoint = self.client.api.create_endpoint_config(aliases=[spec.hostname])
+        return self.client.containers.create(
+            spec.image,
+            name=spec.name,
+            entrypoint=list(spec.entrypoint) or None,
+            command=list(spec.command),
+            environment=dict(spec.environment),
+            hostname=spec.hostname,
+            network=spec.network,
+            networking_config={spec.network: endpoint},
+            mounts=[
+                DockerMount(m.container_path, m.host_path, type="bind", read_only=m.read_only)
+                for m in spec.mounts
+            ],
+            labels=dict(spec.labels),
+            detach=True,
+        )
+
+    def remove_job_resources(self, job_name: str) -> None:
+        """Remove every container and network labelled with this job, whatever their state."""
+        import docker.errors
+
+        selector = {"label": f"{JOB_LABEL}={job_name}"}
+        for container in self.client.containers.list(all=True, filters=selector):
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
+        for network in self.client.networks.list(filters=selector):
+            with contextlib.suppress(docker.errors.NotFound):
+                network.remove()
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip() or type(err).__name__
+    return text.splitlines()[0]

@@ -1,0 +1,186 @@
+"""Object stores behind one small interface: S3 through boto3, or a local folder (`--s3-root`).
+
+This package is the only place that imports boto3, botocore or s3transfer, and it imports them
+lazily (in `S3Store`), so `import localproc.storage` stays instant and `localproc --help` never
+pays for boto3.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, Protocol, runtime_checkable
+from urllib.parse import unquote, urlsplit
+
+from localproc.storage.errors import StoreError, StoreUnreachable
+
+if TYPE_CHECKING:
+    from localproc.storage.folder import FolderStore
+    from localproc.storage.s3 import S3Store
+
+__all__ = [
+    "FolderStore",
+    "ObjectInfo",
+    "ObjectStore",
+    "S3Store",
+    "StoreError",
+    "StoreUnreachable",
+    "open_store",
+    "parse_s3_uri",
+]
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One stored object as a listing or a HEAD reports it.
+
+    `etag` is an opaque fingerprint that changes when the content does: S3's ETag without its
+    surrounding quotes, or the folder store's `size-mtime_ns`. None when the store gave none.
+    """
+
+    bucket: str
+    key: str
+    size: int
+    etag: str | None
+
+
+@runtime_checkable
+class ObjectStore(Protocol):
+    """What the rest of localproc needs from an object store, and nothing more."""
+
+    def describe(self) -> str:
+        """Where objects come from, for messages and `plan`: `folder /data`,
+        `S3 endpoint http://127.0.0.1:5000`, `S3 (AWS, region us-east-1)`."""
+        ...
+
+    def list_objects(self, bucket: str, prefix: str) -> list[ObjectInfo]:
+        """Every object whose key starts with `prefix`, in S3 order (keys sorted by their UTF-8
+        bytes). Keys ending in `/` are included; callers that stage files skip them."""
+        ...
+
+    def head_object(self, bucket: str, key: str) -> ObjectInfo | None:
+        """The object, or None when there is no object under that key."""
+        ...
+
+    def download_file(self, obj: ObjectInfo, dest: Path) -> None:
+        """Stream the object to `dest` (parents created). The content goes to a temporary file in
+        dest's folder that is renamed onto `dest` only when complete, so no half-written file
+        remains when the download fails."""
+        ...
+
+    def upload_file(
+        self, source: Path, bucket: str, key: str, kms_key_id: str | None = None
+    ) -> None:
+        """Store the file at `source` as `s3://bucket/key`, encrypted with `kms_key_id` when
+        given (SSE-KMS)."""
+        ...
+
+
+def open_store(s3_root: Path | None, endpoint_url: str | None, region: str | None) -> ObjectStore:
+    """The store the settings ask for: the folder store when `s3_root` is given (no AWS account
+    needed; endpoint and region are then irrelevant), otherwise S3 through boto3's configuration."""
+    if s3_root is not None:
+        from localproc.storage.folder import FolderStore
+
+        return FolderStore(s3_root)
+    from localproc.storage.s3 import S3Store
+
+    return S3Store(endpoint_url, region)
+
+
+def __getattr__(name: str) -> object:
+    # The store classes are exported lazily so that importing this package never imports boto3.
+    if name == "FolderStore":
+        from localproc.storage.folder import FolderStore
+
+        return FolderStore
+    if name == "S3Store":
+        from localproc.storage.s3 import S3Store
+
+        return S3Store
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# --- S3 URIs -------------------------------------------------------------------------------------
+
+# Hosts of AWS S3 URLs: `s3.amazonaws.com`, `s3.REGION.amazonaws.com`, the legacy `s3-REGION`,
+# `s3.dualstack.REGION`, China's `.amazonaws.com.cn`; with a leading `BUCKET.` in virtual-hosted
+# style. Bucket names may contain dots, so the bucket is whatever precedes the last `s3` label
+# that is followed only by endpoint labels.
+_S3_HOST = re.compile(
+    r"(?:(?P<bucket>.+)\.)?s3(?:[.-][a-z0-9-]+)*?\.amazonaws\.com(?:\.cn)?", re.IGNORECASE
+)
+
+_URI_FORMS = (
+    "s3://BUCKET/KEY, https://BUCKET.s3.REGION.amazonaws.com/KEY or "
+    "https://s3.REGION.amazonaws.com/BUCKET/KEY"
+)
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """Split an S3 URI into (bucket, key); the key may be empty (`s3://bucket`, `s3://bucket/`).
+
+    `s3://` keys are taken literally, the way the AWS CLI does; `https://` paths are
+    percent-decoded because that is how object URLs encode keys. Raises ValueError otherwise.
+    """
+    scheme, sep, _ = uri.partition("://")
+    if sep and scheme.lower() == "s3":
+        bucket, _, key = uri[len(scheme) + 3 :].partition("/")
+        return _checked(uri, bucket), key
+    if sep and scheme.lower() == "https":
+        return _parse_https(uri)
+    raise ValueError(f"Not an S3 URI: {uri!r}; expected {_URI_FORMS}")
+
+
+def _parse_https(uri: str) -> tuple[str, str]:
+    parts = urlsplit(uri)
+    if parts.query or parts.fragment:
+        # A `?versionId=` or a presigned query would silently name something else than the key.
+        raise ValueError(f"S3 URI {uri!r} has a query or fragment, which is not supported")
+    host = parts.hostname or ""
+    match = _S3_HOST.fullmatch(host)
+    if match is None or parts.port is not None:
+        raise ValueError(f"Not an S3 URL: {uri!r} (host {host!r}); expected {_URI_FORMS}")
+    path = parts.path
+    if match.group("bucket") is not None:
+        return _checked(uri, match.group("bucket")), unquote(path.removeprefix("/"))
+    bucket, _, key = path.removeprefix("/").partition("/")
+    return _checked(uri, unquote(bucket)), unquote(key)
+
+
+def _checked(uri: str, bucket: str) -> str:
+    if not bucket:
+        raise ValueError(f"S3 URI {uri!r} names no bucket; expected {_URI_FORMS}")
+    return bucket
+
+
+# --- writing files safely -----------------------------------------------------------------------
+
+# Temporary files carry this prefix so that the folder store's listing can skip half-written
+# uploads, and so that leftovers are recognisable.
+TEMP_PREFIX = ".localproc-tmp-"
+
+
+@contextmanager
+def replacing(dest: Path) -> Iterator[BinaryIO]:
+    """Yield a binary file that becomes `dest` when the block ends without an error.
+
+    The file is a sibling of `dest` (same filesystem, so the final rename is atomic) and is
+    removed if anything fails, including KeyboardInterrupt. It is created with mode 0o666 minus
+    the umask, like a normal file, because containers may read it as another user.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    temp = dest.parent / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            yield stream
+        os.replace(temp, dest)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise

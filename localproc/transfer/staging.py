@@ -1,0 +1,95 @@
+"""Inputs: list them (read-only, before anything is created) and download each instance's objects
+into its own folder, which is bind-mounted at the input's LocalPath."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from localproc.errors import client_error
+from localproc.plan import InstancePlan, JobPlan, StagedObject
+from localproc.spec.job import JobSpec
+from localproc.storage import ObjectInfo, ObjectStore, StoreError, parse_s3_uri
+
+DOWNLOAD_WORKERS = 8
+
+
+def list_inputs(job: JobSpec, store: ObjectStore) -> dict[str, list[ObjectInfo]]:
+    """Each S3 input's objects in listing order. Store errors fail the job as ClientError;
+    an unreachable store raises StoreUnreachable (the run could not happen here)."""
+    listings: dict[str, list[ObjectInfo]] = {}
+    for item in job.inputs:
+        if item.s3 is None:
+            continue
+        bucket, prefix = parse_s3_uri(item.s3.s3_uri)
+        try:
+            listings[item.name] = store.list_objects(bucket, prefix)
+        except StoreError as err:
+            raise client_error(
+                f"Cannot list input '{item.name}' ({item.s3.s3_uri}): {err}"
+            ) from err
+    return listings
+
+
+def input_dir(staging_root: Path, host: str, input_name: str) -> Path:
+    return staging_root / host / input_name
+
+
+def stage_inputs(
+    plan: JobPlan,
+    store: ObjectStore,
+    staging_root: Path,
+    on_object: Callable[[StagedObject], None] | None = None,
+) -> None:
+    """Download every object once per job, in parallel. An object that several instances get
+    (FullyReplicated) is downloaded for the first of them and hard-linked into the others'
+    folders, so each instance has its own directory tree."""
+    first_copy: dict[tuple[str, str], Path] = {}
+    downloads: list[tuple[StagedObject, Path]] = []
+    links: list[tuple[Path, Path]] = []
+    for instance in plan.instances:
+        for item in instance.inputs:
+            root = input_dir(staging_root, instance.host, item.name)
+            _make_writable_dir(root)
+            for staged in item.objects:
+                dest = root / staged.relative_path
+                identity = (staged.source.bucket, staged.source.key)
+                if identity in first_copy:
+                    links.append((first_copy[identity], dest))
+                else:
+                    first_copy[identity] = dest
+                    downloads.append((staged, dest))
+
+    def download(task: tuple[StagedObject, Path]) -> None:
+        staged, dest = task
+        _make_writable_dir(dest.parent)
+        try:
+            store.download_file(staged.source, dest)
+        except StoreError as err:
+            raise client_error(
+                f"Cannot download s3://{staged.source.bucket}/{staged.source.key}: {err}"
+            ) from err
+        if on_object is not None:
+            on_object(staged)
+
+    with ThreadPoolExecutor(max_workers=DOWNLOAD_WORKERS) as pool:
+        list(pool.map(download, downloads))
+    for source, dest in links:
+        _make_writable_dir(dest.parent)
+        os.link(source, dest)
+
+
+def instance_input_mounts(staging_root: Path, instance: InstancePlan) -> list[tuple[Path, str]]:
+    """(host folder, LocalPath) for each of the instance's inputs."""
+    return [
+        (input_dir(staging_root, instance.host, item.name), item.local_path)
+        for item in instance.inputs
+    ]
+
+
+def _make_writable_dir(path: Path) -> None:
+    # Containers may run as any user; SageMaker gives them writable input folders, so do we.
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o777)

@@ -1,0 +1,1 @@
+pytest_plugins = ["s3_endpoint", "docker_engine"]

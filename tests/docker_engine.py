@@ -1,0 +1,202 @@
+"""Pytest plugin: the real Docker engine, the test images, and the CLI run as users run it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+EXAMPLE_IMAGE = os.environ.get("LOCALPROC_EXAMPLE_IMAGE", "localproc/example-python:bookworm")
+ENTRYPOINT_IMAGE = "localproc-test/entrypoint:latest"
+JOB_LABEL = "localproc.job"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Any:
+    import docker
+
+    try:
+        client = docker.from_env(version="auto")
+        client.ping()
+    except docker.errors.DockerException as err:
+        pytest.fail(f"no Docker engine answers ({err}); run scripts/setup.sh first")
+    try:
+        client.images.get(EXAMPLE_IMAGE)
+    except docker.errors.ImageNotFound:
+        pytest.fail(f"image {EXAMPLE_IMAGE} missing; run scripts/build-example-image.sh")
+    return client
+
+
+@pytest.fixture(scope="session")
+def entrypoint_image(docker_client: Any) -> str:
+    """An image with its own ENTRYPOINT and CMD, to check how a job's entrypoint/arguments mix."""
+    import io
+
+    dockerfile = (
+        f'FROM {EXAMPLE_IMAGE}\nENTRYPOINT ["echo", "image-entrypoint"]\nCMD ["image-cmd"]\n'
+    )
+    docker_client.images.build(
+        fileobj=io.BytesIO(dockerfile.encode()), tag=ENTRYPOINT_IMAGE, rm=True
+    )
+    return ENTRYPOINT_IMAGE
+
+
+def job_resources(docker_client: Any) -> tuple[list[str], list[str]]:
+    selector = {"label": JOB_LABEL}
+    containers = [c.name for c in docker_client.containers.list(all=True, filters=selector)]
+    networks = [n.name for n in docker_client.networks.list(filters=selector)]
+    return containers, networks
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+class Localproc:
+    """Runs the installed `localproc` command in a subprocess, as a user would."""
+
+    def __init__(self, state_dir: Path, workdir: Path) -> None:
+        self.state_dir = state_dir
+        self.workdir = workdir
+
+    def __call__(
+        self,
+        *args: str,
+        stdin: str | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = 240,
+    ) -> CliResult:
+        command = [sys.executable, "-m", "localproc", *args]
+        full_env = {**os.environ, "LOCALPROC_HOME": str(self.state_dir), **(env or {})}
+        done = subprocess.run(
+            command,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=full_env,
+            cwd=self.workdir,
+            timeout=timeout,
+        )
+        return CliResult(done.returncode, done.stdout, done.stderr)
+
+    def write_payload(self, payload: dict[str, Any]) -> Path:
+        path = self.workdir / f"{payload['ProcessingJobName']}.json"
+        path.write_text(json.dumps(payload, indent=2))
+        return path
+
+    def record(self, name: str) -> dict[str, Any]:
+        return json.loads((self.state_dir / "jobs" / name / "record.json").read_text())
+
+    def job_dir(self, name: str) -> Path:
+        return self.state_dir / "jobs" / name
+
+
+@pytest.fixture
+def localproc(tmp_path: Path, docker_client: Any) -> Iterator[Localproc]:
+    """The CLI with a fresh state dir; after the test, no job container or network may remain."""
+    work = tmp_path / "work"
+    work.mkdir()
+    yield Localproc(tmp_path / "state", work)
+    containers, networks = job_resources(docker_client)
+    assert not containers and not networks, f"left behind: {containers} {networks}"
+
+
+def unique_name(stem: str) -> str:
+    return f"{stem}-{uuid.uuid4().hex[:8]}"
+
+
+def s3_input(name: str, uri: str, local_path: str, **extra: str) -> dict[str, Any]:
+    return {
+        "InputName": name,
+        "S3Input": {
+            "S3Uri": uri,
+            "LocalPath": local_path,
+            "S3DataType": "S3Prefix",
+            "S3InputMode": "File",
+            **extra,
+        },
+    }
+
+
+def s3_output(name: str, uri: str, local_path: str, mode: str = "EndOfJob") -> dict[str, Any]:
+    return {
+        "OutputName": name,
+        "S3Output": {"S3Uri": uri, "LocalPath": local_path, "S3UploadMode": mode},
+    }
+
+
+def job_payload(
+    name: str,
+    image: str = EXAMPLE_IMAGE,
+    entrypoint: list[str] | None = None,
+    arguments: list[str] | None = None,
+    inputs: list[dict[str, Any]] | None = None,
+    outputs: list[dict[str, Any]] | None = None,
+    environment: dict[str, str] | None = None,
+    instance_count: int = 1,
+) -> dict[str, Any]:
+    app: dict[str, Any] = {"ImageUri": image}
+    if entrypoint is not None:
+        app["ContainerEntrypoint"] = entrypoint
+    if arguments is not None:
+        app["ContainerArguments"] = arguments
+    payload: dict[str, Any] = {
+        "ProcessingJobName": name,
+        "RoleArn": "arn:aws:iam::123456789012:role/LocalprocTestRole",
+        "AppSpecification": app,
+        "ProcessingResources": {
+            "ClusterConfig": {
+                "InstanceCount": instance_count,
+                "InstanceType": "ml.t3.medium",
+                "VolumeSizeInGB": 5,
+            }
+        },
+        "StoppingCondition": {"MaxRuntimeInSeconds": 300},
+    }
+    if inputs:
+        payload["ProcessingInputs"] = inputs
+    if outputs:
+        payload["ProcessingOutputConfig"] = {"Outputs": outputs}
+    if environment:
+        payload["Environment"] = environment
+    return payload
+
+
+def resources_created_since(docker_client: Any, since: float) -> list[str]:
+    """Names of job containers and networks the engine created since `since` (epoch seconds),
+    from the engine's own event log: proof that a rejected run created nothing, even briefly."""
+    import time
+
+    until = time.time() + 0.5
+    created = []
+    for event in docker_client.events(since=since, until=until, decode=True):
+        attributes = event.get("Actor", {}).get("Attributes", {})
+        if event.get("Action") == "create" and (
+            JOB_LABEL in attributes or attributes.get("name", "").startswith("localproc-")
+        ):
+            created.append(f"{event.get('Type')}:{attributes.get('name')}")
+    return created
+
+
+def script_input(s3: Any, bucket: str, script: str) -> tuple[list[str], dict[str, Any]]:
+    """Put a Python script in S3 and return (ContainerEntrypoint, the input that stages it):
+    the service caps each entrypoint element at 256 characters, so scripts travel as inputs."""
+    s3.client.put_object(Bucket=bucket, Key="test-code/script.py", Body=script.encode())
+    code = s3_input("script", f"s3://{bucket}/test-code/script.py", "/opt/ml/processing/input/code")
+    return ["python3", "-u", "/opt/ml/processing/input/code/script.py"], code
