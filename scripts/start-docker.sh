@@ -19,6 +19,12 @@ if ! command -v dockerd >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
 fi
 
+# A dockerd that was killed leaves its pid file behind; a stale one must not block the start.
+pidfile=/var/run/docker.pid
+if [ -f "$pidfile" ] && ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+  rm -f "$pidfile"
+fi
+
 log=/var/log/localproc-dockerd.log
 echo "docker: starting dockerd in the background (log: $log)"
 # setsid: the engine must outlive this script and not get the terminal's signals.

@@ -1,0 +1,271 @@
+"""`localproc run` and `validate` as users call them, with payloads the service would reject:
+one per validation rule, plus unreadable payloads. Each must exit 2 with the service's wording
+and create nothing: no container, network, job record or S3 object."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from docker_engine import Localproc, job_payload, resources_created_since, s3_input, s3_output
+
+Mutation = Callable[[dict[str, Any]], None]
+
+INPUT = "processingInputs.1.member"
+OUTPUT = "processingOutputConfig.outputs.1.member"
+
+
+def valid(name: str = "rejected-job") -> dict[str, Any]:
+    payload = job_payload(
+        name,
+        entrypoint=["python3", "-c", "print('must never run')"],
+        inputs=[s3_input("data", "s3://bucket/in/", "/opt/ml/processing/input")],
+        outputs=[s3_output("out", "s3://bucket/out/", "/opt/ml/processing/output")],
+    )
+    return payload
+
+
+def setter(path: str, value: Any) -> Mutation:
+    """Set (or with value DELETE, remove) the member at a dotted path; digits index lists."""
+
+    def mutate(payload: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node: Any = payload
+        for part in parents:
+            node = node[int(part)] if part.isdigit() else node[part]
+        key: Any = int(last) if last.isdigit() else last
+        if value is DELETE:
+            del node[key]
+        else:
+            node[key] = value
+
+    return mutate
+
+
+DELETE = object()
+
+CASES: list[tuple[str, Mutation, str]] = [
+    (
+        "required",
+        setter("ProcessingResources", DELETE),
+        "Value null at 'processingResources' failed to satisfy constraint: Member must not be null",
+    ),
+    (
+        "string-max-length",
+        setter("ProcessingJobName", "n" * 64),
+        "at 'processingJobName' failed to satisfy constraint: "
+        "Member must have length less than or equal to 63",
+    ),
+    (
+        "string-pattern",
+        setter("ProcessingJobName", "bad_name"),
+        "Value 'bad_name' at 'processingJobName' failed to satisfy constraint: "
+        "Member must satisfy regular expression pattern: [a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}",
+    ),
+    (
+        "integer-min",
+        setter("ProcessingResources.ClusterConfig.InstanceCount", 0),
+        "Value '0' at 'processingResources.clusterConfig.instanceCount' failed to satisfy "
+        "constraint: Member must have value greater than or equal to 1",
+    ),
+    (
+        "integer-max",
+        setter("StoppingCondition.MaxRuntimeInSeconds", 777601),
+        "at 'stoppingCondition.maxRuntimeInSeconds' failed to satisfy constraint: "
+        "Member must have value less than or equal to 777600",
+    ),
+    (
+        "enum",
+        setter("ProcessingInputs.0.S3Input.S3InputMode", "Stream"),
+        f"Value 'Stream' at '{INPUT}.s3Input.s3InputMode' failed to satisfy constraint: "
+        "Member must satisfy enum value set: [Pipe, File]",
+    ),
+    (
+        "list-max-length",
+        setter(
+            "ProcessingInputs",
+            [s3_input(f"in{i}", "s3://b/p", f"/opt/ml/processing/i{i}") for i in range(11)],
+        ),
+        "at 'processingInputs' failed to satisfy constraint: "
+        "Member must have length less than or equal to 10",
+    ),
+    (
+        "map-key",
+        setter("Environment", {"1-bad key": "x"}),
+        "at 'environment' failed to satisfy constraint: Map keys must satisfy constraint",
+    ),
+    (
+        "local-path-required",
+        setter("ProcessingInputs.0.S3Input.LocalPath", DELETE),
+        f"Value null at '{INPUT}.s3Input.localPath' failed to satisfy constraint: "
+        "LocalPath must be set unless AppManaged is true",
+    ),
+    (
+        "local-path-prefix",
+        setter("ProcessingOutputConfig.Outputs.0.S3Output.LocalPath", "/data/out"),
+        f"Value '/data/out' at '{OUTPUT}.s3Output.localPath' failed to satisfy constraint: "
+        "LocalPath must start with /opt/ml/processing/",
+    ),
+    (
+        "local-path-unique",
+        setter("ProcessingInputs.1", s3_input("other", "s3://b/p", "/opt/ml/processing/input")),
+        "LocalPath must be unique across processing inputs",
+    ),
+    (
+        "names-unique",
+        setter("ProcessingInputs.1", s3_input("data", "s3://b/p", "/opt/ml/processing/other")),
+        "InputName must be unique across processing inputs",
+    ),
+    (
+        "one-source",
+        setter("ProcessingInputs.0.S3Input", DELETE),
+        "Exactly one of S3Input or DatasetDefinition must be set",
+    ),
+    (
+        "one-destination",
+        setter("ProcessingOutputConfig.Outputs.0.S3Output", DELETE),
+        "Exactly one of S3Output or FeatureStoreOutput must be set",
+    ),
+    (
+        "gzip-needs-pipe",
+        setter("ProcessingInputs.0.S3Input.S3CompressionType", "Gzip"),
+        "S3CompressionType Gzip requires S3InputMode Pipe",
+    ),
+    (
+        "feature-store-needs-app-managed",
+        setter(
+            "ProcessingOutputConfig.Outputs.0",
+            {"OutputName": "fs", "FeatureStoreOutput": {"FeatureGroupName": "group"}},
+        ),
+        "FeatureStoreOutput requires AppManaged to be true",
+    ),
+    (
+        "no-empty-entrypoint-strings",
+        setter("AppSpecification.ContainerEntrypoint", ["python3", ""]),
+        "ContainerEntrypoint must not contain empty strings",
+    ),
+    (
+        "unknown-parameter",
+        setter("Colour", "blue"),
+        'Unknown parameter in input: "Colour", must be one of:',
+    ),
+    (
+        "wrong-type",
+        setter("ProcessingResources.ClusterConfig.VolumeSizeInGB", "30"),
+        "Invalid type for parameter ProcessingResources.ClusterConfig.VolumeSizeInGB",
+    ),
+]
+
+
+@pytest.mark.parametrize(("mutate", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_run_rejects_before_anything_starts(
+    localproc: Localproc, docker_client: Any, mutate: Mutation, expected: str
+) -> None:
+    payload = valid()
+    # A second input, so the rules about pairs of inputs have one to clash with.
+    payload["ProcessingInputs"].append(
+        s3_input("second", "s3://bucket/second/", "/opt/ml/processing/second")
+    )
+    mutate(payload)
+    path = localproc.write_payload(payload)
+    since = time.time()
+
+    result = localproc("run", str(path), "--s3-root", str(localproc.workdir))
+
+    assert result.exit_code == 2, result.output
+    assert expected in result.stderr
+    assert "Traceback" not in result.output
+    assert not localproc.state_dir.exists() or not any(localproc.state_dir.rglob("record.json"))
+    assert resources_created_since(docker_client, since) == []
+    assert sorted(p.name for p in localproc.workdir.iterdir()) == [path.name]
+
+
+def test_every_problem_is_listed_at_once_with_the_count(localproc: Localproc) -> None:
+    payload = valid()
+    payload["ProcessingJobName"] = "bad_name"
+    payload["ProcessingResources"]["ClusterConfig"]["InstanceCount"] = 0
+    payload["ProcessingInputs"][0]["S3Input"]["LocalPath"] = "/elsewhere"
+
+    result = localproc("validate", str(localproc.write_payload(payload)))
+
+    assert result.exit_code == 2
+    assert "ValidationException: 3 validation errors detected: Value 'bad_name'" in result.stderr
+    assert result.stderr.count("failed to satisfy constraint") == 3
+
+
+def test_validate_prints_ok_for_a_valid_payload(localproc: Localproc) -> None:
+    result = localproc("validate", str(localproc.write_payload(valid())))
+    assert result.exit_code == 0
+    assert result.stdout == "OK\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("{not json", "is not valid JSON: Expecting property name enclosed in double quotes"),
+        ("[1, 2]", "must be a JSON object, got an array"),
+        ("", "is not valid JSON"),
+    ],
+    ids=["invalid-json", "not-an-object", "empty"],
+)
+def test_unusable_payload_files(localproc: Localproc, content: str, expected: str) -> None:
+    path = localproc.workdir / "payload.json"
+    path.write_text(content)
+
+    result = localproc("run", str(path))
+
+    assert result.exit_code == 2
+    assert expected in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not localproc.state_dir.exists()
+
+
+def test_missing_payload_file(localproc: Localproc) -> None:
+    result = localproc("run", "no-such-file.json")
+    assert result.exit_code == 2
+    assert "cannot read payload 'no-such-file.json': No such file or directory" in result.stderr
+
+
+def test_payload_from_stdin_and_describe_shape(localproc: Localproc, s3: Any) -> None:
+    """A DescribeProcessingJob response (as `aws sagemaker describe-processing-job` prints it)
+    runs as-is: its read-only fields are ignored."""
+    described = copy.deepcopy(valid("from-describe"))
+    del described["ProcessingInputs"]
+    del described["ProcessingOutputConfig"]
+    described["AppSpecification"]["ContainerEntrypoint"] = ["python3", "-c", "print('hi')"]
+    described.update(
+        {
+            "ProcessingJobArn": "arn:aws:sagemaker:us-east-1:123456789012:processing-job/x",
+            "ProcessingJobStatus": "Failed",
+            "FailureReason": "AlgorithmError: boom",
+            "ExitMessage": "boom",
+            "CreationTime": "2026-11-28T10:00:00.000000+00:00",
+            "LastModifiedTime": "2026-11-28T10:05:00.000000+00:00",
+            "ProcessingEndTime": "2026-11-28T10:05:00.000000+00:00",
+        }
+    )
+
+    result = localproc(
+        "run", "-", "--s3-endpoint-url", s3.endpoint_url, stdin=json.dumps(described)
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "algo-1 | hi" in result.stdout
+    record = localproc.record("from-describe")
+    assert record["ProcessingJobStatus"] == "Completed"
+    assert "FailureReason" not in record
+
+
+def test_features_of_later_versions_are_refused_with_exit_4(localproc: Localproc) -> None:
+    payload = valid("pipe-mode")
+    payload["ProcessingInputs"][0]["S3Input"]["S3InputMode"] = "Pipe"
+
+    result = localproc("run", str(localproc.write_payload(payload)))
+
+    assert result.exit_code == 4
+    assert "input 'data': S3InputMode Pipe" in result.stderr
+    assert not localproc.state_dir.exists()
