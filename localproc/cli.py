@@ -91,6 +91,13 @@ def run(
     stop_grace: Annotated[
         float, typer.Option(help="Seconds between SIGTERM and SIGKILL when containers are stopped.")
     ] = 10.0,
+    detach: Annotated[
+        bool,
+        typer.Option(
+            "--detach",
+            help="Print the job's ARN and return at once; the job runs on in the background.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Run a processing job: stage inputs, run the containers, upload outputs, record the job.
@@ -113,7 +120,15 @@ def run(
     colour = log_stream.isatty() and "NO_COLOR" not in os.environ
     try:
         request = _load_request(payload, name)
-        outcome = run_job(request, settings, log_stream, _notify, colour=colour)
+        if detach:
+            from localproc.detach import start_detached
+
+            arn = start_detached(request, settings)
+            typer.echo(arn)
+            raise typer.Exit(0)
+        outcome = run_job(
+            request, settings, log_stream, _notify, colour=colour, handle_signals=True
+        )
     except LocalprocError as err:
         _fail(err)
     if as_json:
@@ -122,6 +137,182 @@ def run(
     else:
         typer.echo(_summary(outcome))
     raise typer.Exit(int(outcome.exit_status))
+
+
+def _store(state_dir: Path) -> Any:
+    from localproc.records import JobStore
+
+    return JobStore(state_dir.expanduser())
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+@app.command()
+def describe(
+    name: Annotated[str, typer.Argument(help="ProcessingJobName")],
+    state_dir: StateDirOption = DEFAULT_STATE_DIR,
+    as_json: JsonOption = False,
+) -> None:
+    """DescribeProcessingJob: the recorded job, as the service describes it."""
+    from localproc.manage import describe_job
+
+    try:
+        described = describe_job(_store(state_dir), name)
+    except LocalprocError as err:
+        _fail(err)
+    if as_json:
+        _print_json(described)
+        return
+    from localproc.render import describe_table
+
+    typer.echo(describe_table(described, _store(state_dir).job_dir(name)))
+
+
+@app.command("list")
+def list_(
+    status_equals: Annotated[
+        str | None, typer.Option(help="InProgress, Completed, Failed, Stopping or Stopped.")
+    ] = None,
+    name_contains: Annotated[
+        str | None, typer.Option(help="Only jobs whose name contains this (case-insensitive).")
+    ] = None,
+    creation_time_after: Annotated[
+        str | None, typer.Option(help="ISO 8601 time, e.g. 2026-11-29T10:00:00Z.")
+    ] = None,
+    creation_time_before: Annotated[str | None, typer.Option(help="ISO 8601 time.")] = None,
+    sort_by: Annotated[str, typer.Option(help="Name, CreationTime or Status.")] = "CreationTime",
+    sort_order: Annotated[str, typer.Option(help="Ascending or Descending.")] = "Descending",
+    max_results: Annotated[
+        int | None, typer.Option(help="At most this many (1-100); see NextToken.")
+    ] = None,
+    next_token: Annotated[str | None, typer.Option(help="Continue a previous listing.")] = None,
+    state_dir: StateDirOption = DEFAULT_STATE_DIR,
+    as_json: JsonOption = False,
+) -> None:
+    """ListProcessingJobs: recorded jobs, newest first, with the service's filters and paging."""
+    from localproc.listing import ListQuery
+    from localproc.manage import list_jobs
+
+    try:
+        query = ListQuery(
+            creation_time_after=_parse_time(creation_time_after, "--creation-time-after"),
+            creation_time_before=_parse_time(creation_time_before, "--creation-time-before"),
+            name_contains=name_contains,
+            status_equals=status_equals,
+            sort_by=sort_by,
+            sort_order=sort_order,
+            max_results=max_results,
+            next_token=next_token,
+        )
+        page = list_jobs(_store(state_dir), query)
+    except LocalprocError as err:
+        _fail(err)
+    if as_json:
+        _print_json(page)
+        return
+    from localproc.render import list_table
+
+    typer.echo(list_table(page))
+
+
+def _parse_time(text: str | None, option: str) -> Any:
+    if text is None:
+        return None
+    from datetime import datetime, timezone
+
+    from localproc.errors import ValidationException
+
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationException.single(
+            f"{option}: '{text}' is not an ISO 8601 time such as 2026-11-29T10:00:00Z."
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+@app.command()
+def stop(
+    name: Annotated[str, typer.Argument(help="ProcessingJobName")],
+    state_dir: StateDirOption = DEFAULT_STATE_DIR,
+    as_json: JsonOption = False,
+) -> None:
+    """StopProcessingJob: the job goes Stopping, its containers get SIGTERM, then SIGKILL after
+    the grace period, outputs are uploaded, and it ends Stopped."""
+    from localproc.manage import stop_job
+
+    try:
+        record = stop_job(_store(state_dir), name)
+    except LocalprocError as err:
+        _fail(err)
+    if as_json:
+        _print_json(
+            {"ProcessingJobArn": record["ProcessingJobArn"], "ProcessingJobStatus": "Stopping"}
+        )
+    else:
+        typer.echo(f"Stopping {name}")
+
+
+@app.command()
+def delete(
+    name: Annotated[str, typer.Argument(help="ProcessingJobName")],
+    state_dir: StateDirOption = DEFAULT_STATE_DIR,
+) -> None:
+    """DeleteProcessingJob: remove an ended job's record, logs and local outputs; frees the name."""
+    from localproc.manage import delete_job
+
+    try:
+        delete_job(_store(state_dir), name)
+    except LocalprocError as err:
+        _fail(err)
+    typer.echo(f"Deleted {name}")
+
+
+@app.command()
+def logs(
+    name: Annotated[str, typer.Argument(help="ProcessingJobName")],
+    instance: Annotated[str | None, typer.Option(help="Only this instance, e.g. algo-2.")] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines until the job ends.")
+    ] = False,
+    state_dir: StateDirOption = DEFAULT_STATE_DIR,
+) -> None:
+    """The job's container logs, each line prefixed with its instance."""
+    from localproc.manage import follow_logs
+
+    def emit(host: str, line: str) -> None:
+        typer.echo(line if instance else f"{host} | {line}")
+
+    try:
+        follow_logs(_store(state_dir), name, instance, follow, emit)
+    except LocalprocError as err:
+        _fail(err)
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+
+
+@app.command()
+def gc(
+    state_dir: StateDirOption = DEFAULT_STATE_DIR,
+    as_json: JsonOption = False,
+) -> None:
+    """Remove containers, networks and staging left by jobs whose runner is gone, and record
+    such jobs as Failed."""
+    from localproc.manage import collect_garbage, connect_engine_if_possible
+
+    engine = connect_engine_if_possible()
+    report = collect_garbage(_store(state_dir), engine)
+    if as_json:
+        _print_json(report.__dict__)
+        return
+    typer.echo(
+        f"reconciled {len(report.reconciled)} job(s) whose runner had died; removed the "
+        f"containers and networks of {len(report.removed_resources)} and the staging of "
+        f"{len(report.removed_staging)}"
+        + ("" if engine else " (no Docker engine answered: containers not checked)")
+    )
 
 
 def _notify(message: str) -> None:

@@ -54,6 +54,13 @@ class ValidationException(LocalprocError):
         noun = "error" if count == 1 else "errors"
         super().__init__(f"{count} validation {noun} detected: " + "; ".join(self.problems))
 
+    @classmethod
+    def single(cls, message: str) -> ValidationException:
+        """A service rule broken by an operation (not a payload field): the message as is."""
+        error = cls([message])
+        error.message = message
+        return error
+
 
 class ParameterValidationError(LocalprocError):
     """Client-side parameter checks botocore makes before sending (unknown member, wrong type)."""

@@ -7,29 +7,29 @@ Once the job is recorded, every problem ends it Failed or Stopped instead, with 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import stat
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from localproc.errors import (
-    CannotRunHere,
-    ExitStatus,
-    JobFailure,
-    algorithm_error,
-)
+from localproc.errors import CannotRunHere, ExitStatus, JobFailure, algorithm_error
+from localproc.manage import collect_garbage, runner_identity, runner_label
 from localproc.plan import JobPlan, build_plan, job_arn
 from localproc.records import PRIVATE_KEY, JobStore, now, timestamp
-from localproc.runtime import JOB_LABEL
-from localproc.runtime.cluster import ClusterRun, InstanceResult
+from localproc.runtime import JOB_LABEL, RUNNER_LABEL
+from localproc.runtime.cluster import DEADLINE_REASON, ClusterRun, InstanceResult
 from localproc.runtime.engine import (
     ContainerSpec,
     DockerEngine,
+    EngineError,
     Mount,
     container_name,
     network_name,
@@ -97,6 +97,10 @@ def resolve_region(explicit: str | None) -> str:
     )
 
 
+def job_arn_for(request: dict[str, Any], settings: RunSettings) -> str:
+    return job_arn(request["ProcessingJobName"], resolve_region(settings.region))
+
+
 def unsupported_features(job: JobSpec) -> list[str]:
     """Features this version cannot execute yet; refused before anything starts (exit 4)."""
     problems = []
@@ -116,7 +120,11 @@ def run_job(
     log_stream: TextIO | None,
     notify: Notify,
     colour: bool = False,
+    handle_signals: bool = False,
 ) -> RunOutcome:
+    """Run a validated request to its end. With `handle_signals`, SIGINT and SIGTERM stop the
+    job (Stopping → Stopped) instead of killing this process; a second SIGINT kills the
+    containers at once."""
     job = job_from_request(request)
     unsupported = unsupported_features(job)
     if unsupported:
@@ -129,6 +137,8 @@ def run_job(
     store = open_store(settings.s3_root, settings.s3_endpoint_url, region)
     engine = DockerEngine.connect()
     image = engine.image_config(job.image_uri)
+    # Leftovers of runs that died (killed, crashed, rebooted) are cleaned before this one starts.
+    collect_garbage(records, engine)
 
     planning_failure: JobFailure | None = None
     plan: JobPlan | None = None
@@ -138,13 +148,13 @@ def run_job(
         planning_failure = failure
 
     job_dir = records.claim(job.name, arn)
-    record = _initial_record(job, arn)
-    records.write(job.name, record)
-    runner = _Runner(job, plan, settings, store, engine, records, record, job_dir, notify)
-    return runner.execute(planning_failure, log_stream, colour)
+    records.create(job.name, _initial_record(job, arn, settings))
+    runner = _Runner(job, plan, settings, store, engine, records, job_dir, notify)
+    with _stop_on_signals(runner) if handle_signals else contextlib.nullcontext():
+        return runner.execute(planning_failure, log_stream, colour)
 
 
-def _initial_record(job: JobSpec, arn: str) -> dict[str, Any]:
+def _initial_record(job: JobSpec, arn: str, settings: RunSettings) -> dict[str, Any]:
     created = timestamp(now())
     return {
         **service_echo(job.request),
@@ -152,8 +162,34 @@ def _initial_record(job: JobSpec, arn: str) -> dict[str, Any]:
         "ProcessingJobStatus": "InProgress",
         "CreationTime": created,
         "LastModifiedTime": created,
-        PRIVATE_KEY: {"RunnerPid": os.getpid()},
+        PRIVATE_KEY: {**runner_identity(), "KeepStaging": settings.keep_staging},
     }
+
+
+@contextlib.contextmanager
+def _stop_on_signals(runner: _Runner) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    interrupts = 0
+
+    def on_interrupt(signum: int, _frame: Any) -> None:
+        nonlocal interrupts
+        interrupts += 1
+        runner.request_stop("interrupted (Ctrl-C)", immediately=interrupts > 1)
+
+    def on_terminate(signum: int, _frame: Any) -> None:
+        runner.request_stop("stop requested")
+
+    previous = {
+        signal.SIGINT: signal.signal(signal.SIGINT, on_interrupt),
+        signal.SIGTERM: signal.signal(signal.SIGTERM, on_terminate),
+    }
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 class _Runner:
@@ -167,7 +203,6 @@ class _Runner:
         store: ObjectStore,
         engine: DockerEngine,
         records: JobStore,
-        record: dict[str, Any],
         job_dir: Path,
         notify: Notify,
     ) -> None:
@@ -177,18 +212,28 @@ class _Runner:
         self.store = store
         self.engine = engine
         self.records = records
-        self.record = record
         self.job_dir = job_dir
         self.notify = notify
         self.staging_root = job_dir / "staging"
         self.started = time.monotonic()
+        self.cluster: ClusterRun | None = None
+        self.stop_reason: str | None = None
+        self.kill_now = False
+        self.labels = {JOB_LABEL: job.name, RUNNER_LABEL: runner_label(runner_identity())}
+
+    def request_stop(self, reason: str, immediately: bool = False) -> None:
+        """Called from a signal handler: only sets fields that the run acts on."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self.kill_now = self.kill_now or immediately
+        if self.cluster is not None:
+            self.cluster.request_stop(reason, immediately)
 
     def execute(
         self, planning_failure: JobFailure | None, log_stream: TextIO | None, colour: bool
     ) -> RunOutcome:
-        outcome = RunOutcome(
-            self.job.name, self.record["ProcessingJobArn"], "InProgress", self.job_dir
-        )
+        arn = self.records.load(self.job.name)["ProcessingJobArn"]
+        outcome = RunOutcome(self.job.name, arn, "InProgress", self.job_dir)
         try:
             if planning_failure is not None:
                 raise planning_failure
@@ -198,11 +243,13 @@ class _Runner:
             outcome.exit_message = self._exit_message(self.plan)
         except JobFailure as failure:
             outcome.status, outcome.failure_reason = "Failed", failure.reason
-        except KeyboardInterrupt:
-            self._set_status("Stopping")
-            outcome.status, outcome.failure_reason = "Stopped", "Stopped by the user (interrupt)."
+        except EngineError as err:
+            outcome.status, outcome.failure_reason = "Failed", f"InternalServerError: {err}"
         finally:
             self._clean_up()
+        if self.stop_reason is not None:
+            outcome.status, outcome.failure_reason = "Stopped", self._stopped_reason()
+            self._mark_stopping()
         if self.plan is not None and self.plan.outputs:
             outcome.uploads = self._upload(self.plan)
             if outcome.uploads.failures and outcome.status == "Completed":
@@ -222,19 +269,28 @@ class _Runner:
         if objects:
             self.notify(f"staging {objects} input object(s) from {self.store.describe()}")
         stage_inputs(plan, self.store, self.staging_root)
+        if self.stop_reason is not None:
+            return []  # stopped while staging: no container is started
         specs = [self._container_spec(plan, index) for index in range(len(plan.instances))]
-        network = self.engine.create_network(self.job.name)
-        assert all(spec.network == network for spec in specs)
+        self.engine.create_network(self.job.name, self.labels)
         sink = LogSink(log_stream, self.job_dir / "logs", colour=colour)
         cluster = ClusterRun(self.engine, specs, sink, self.settings.stop_grace_seconds)
         cluster.create()
-        self.record["ProcessingStartTime"] = timestamp(now())
-        self.records.write(self.job.name, self.record)
+        self.cluster = cluster
+        if self.stop_reason is not None:
+            cluster.request_stop(self.stop_reason, self.kill_now)
+        self.records.update(self.job.name, {"ProcessingStartTime": timestamp(now())})
         self.notify(
             f"starting {len(specs)} container(s) of {self.job.image_uri}: "
             + " ".join(plan.command.argv)
         )
-        return cluster.run()
+        # MaxRuntimeInSeconds counts from the moment the containers start.
+        limit = self.job.max_runtime_seconds
+        deadline = time.monotonic() + limit if limit else None
+        results = cluster.run(deadline=deadline)
+        if cluster.stop_reason is not None and self.stop_reason is None:
+            self.stop_reason = cluster.stop_reason
+        return results
 
     def _container_spec(self, plan: JobPlan, index: int) -> ContainerSpec:
         instance = plan.instances[index]
@@ -259,7 +315,7 @@ class _Runner:
             hostname=instance.host,
             network=network_name(self.job.name),
             mounts=mounts,
-            labels={JOB_LABEL: self.job.name},
+            labels=self.labels,
         )
 
     def _exit_message(self, plan: JobPlan) -> str | None:
@@ -283,18 +339,33 @@ class _Runner:
             self.notify(f"warning: not uploaded (not a regular file): {skipped}")
         return report
 
-    def _set_status(self, status: str) -> None:
-        self.record["ProcessingJobStatus"] = status
-        self.records.write(self.job.name, self.record)
+    def _stopped_reason(self) -> str:
+        if self.stop_reason == DEADLINE_REASON:
+            return (
+                "MaxRuntimeExceeded: the job ran for its StoppingCondition.MaxRuntimeInSeconds "
+                f"({self.job.max_runtime_seconds} s) and was stopped."
+            )
+        return f"Stopped: {self.stop_reason}."
+
+    def _mark_stopping(self) -> None:
+        if self.records.load(self.job.name)["ProcessingJobStatus"] == "InProgress":
+            self.records.update(self.job.name, {"ProcessingJobStatus": "Stopping"})
 
     def _finish(self, outcome: RunOutcome) -> None:
-        self.record["ProcessingJobStatus"] = outcome.status
-        self.record["ProcessingEndTime"] = timestamp(now())
-        if outcome.failure_reason:
-            self.record["FailureReason"] = outcome.failure_reason
-        if outcome.exit_message:
-            self.record["ExitMessage"] = outcome.exit_message
-        self.records.write(self.job.name, self.record)
+        current = self.records.load(self.job.name)["ProcessingJobStatus"]
+        if current == "Stopping" and outcome.status != "Stopped":
+            # `localproc stop` came in as the job ended by itself: the service reports Stopped.
+            outcome.status = "Stopped"
+            outcome.failure_reason = outcome.failure_reason or "Stopped: stop requested."
+        self.records.update(
+            self.job.name,
+            {
+                "ProcessingJobStatus": outcome.status,
+                "ProcessingEndTime": timestamp(now()),
+                "FailureReason": outcome.failure_reason,
+                "ExitMessage": outcome.exit_message,
+            },
+        )
 
     def _clean_up(self) -> None:
         self.engine.remove_job_resources(self.job.name)

@@ -1,27 +1,44 @@
 """The job store: one folder per job name under `<state dir>/jobs/`, holding `record.json` (the
-DescribeProcessingJob fields plus what localproc needs to manage the job), the logs per instance
-and what the job wrote locally. Records are written atomically (temp file + rename), so a reader
-never sees half a record; claiming a name is an atomic mkdir, so two runs cannot share one."""
+DescribeProcessingJob fields plus localproc's own bookkeeping under `Localproc`), the logs per
+instance and what the job wrote locally.
+
+Durability and concurrency: a record is replaced atomically (temp file, fsync, rename), so a
+reader never sees half a record; every read-modify-write holds an exclusive `flock` on the job's
+lock file, so a runner and a `stop` from another terminal never lose each other's change;
+claiming a name is an atomic mkdir, so two runs cannot share one.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from localproc.errors import ResourceInUse, ResourceNotFound
+from localproc.errors import ResourceInUse, ResourceNotFound, ValidationException
 
 RECORD_FILE = "record.json"
-PRIVATE_KEY = "Localproc"  # localproc's own bookkeeping inside a record, never in Describe output
+LOCK_FILE = ".lock"
+PRIVATE_KEY = "Localproc"  # localproc's bookkeeping inside a record, never in Describe output
 
-# The service's allowed transitions; anything else is a bug, not a user error.
+ENDED = frozenset({"Completed", "Failed", "Stopped"})
+RUNNING = frozenset({"InProgress", "Stopping"})
+# The service's transitions. Failed is reachable from Stopping too: a runner that dies while
+# stopping is reconciled as Failed.
 TRANSITIONS = {
-    "InProgress": {"Completed", "Failed", "Stopping"},
-    "Stopping": {"Stopped", "Failed"},
+    "InProgress": frozenset({"Completed", "Failed", "Stopping"}),
+    "Stopping": frozenset({"Stopped", "Failed"}),
 }
+
+
+class IllegalTransition(RuntimeError):
+    """A status change the service never makes: a bug in localproc, not a user error."""
 
 
 def now() -> datetime:
@@ -30,6 +47,10 @@ def now() -> datetime:
 
 def timestamp(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds")
+
+
+def parse_timestamp(text: str) -> datetime:
+    return datetime.fromisoformat(text)
 
 
 class JobStore:
@@ -43,8 +64,14 @@ class JobStore:
     def exists(self, name: str) -> bool:
         return (self.job_dir(name) / RECORD_FILE).exists()
 
+    def names(self) -> list[str]:
+        if not self.jobs_dir.is_dir():
+            return []
+        return sorted(p.parent.name for p in self.jobs_dir.glob(f"*/{RECORD_FILE}"))
+
+    # -- creating --------------------------------------------------------------------------------
     def claim(self, name: str, arn: str) -> Path:
-        """Reserve the name; raises ResourceInUse if a job of that name is recorded."""
+        """Reserve the name; raises ResourceInUse if a job of that name is recorded or starting."""
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         folder = self.job_dir(name)
         try:
@@ -52,41 +79,86 @@ class JobStore:
         except FileExistsError:
             raise ResourceInUse(
                 "Job name must be unique within an AWS account and region, and a job with this "
-                f"name already exists ({arn}). Choose another name with --name."
+                f"name already exists ({arn}). Choose another name with --name, or delete the "
+                f"recorded job with `localproc delete {name}`."
             ) from None
         return folder
 
-    def release(self, name: str) -> None:
-        """Undo a claim that never became a record (the run was rejected before it started)."""
-        folder = self.job_dir(name)
-        if folder.is_dir() and not (folder / RECORD_FILE).exists():
-            for child in folder.iterdir():
-                if child.is_file():
-                    child.unlink()
-            folder.rmdir()
+    def create(self, name: str, record: dict[str, Any]) -> None:
+        with self.locked(name):
+            _atomic_write_json(self.job_dir(name) / RECORD_FILE, record)
 
+    # -- reading and changing --------------------------------------------------------------------
     def load(self, name: str) -> dict[str, Any]:
         path = self.job_dir(name) / RECORD_FILE
         try:
             return json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ResourceNotFound(f"Processing job {name} does not exist.") from None
+        except (FileNotFoundError, NotADirectoryError):
+            raise ResourceNotFound(f"Could not find processing job '{name}'.") from None
 
-    def write(self, name: str, record: dict[str, Any]) -> None:
-        previous = self._current_status(name)
-        status = record.get("ProcessingJobStatus")
-        if previous is not None and previous != status:
-            allowed = TRANSITIONS.get(previous, set())
-            if status not in allowed:
-                raise RuntimeError(f"illegal job status change {previous} -> {status} for {name}")
-        record["LastModifiedTime"] = timestamp(now())
-        _atomic_write_json(self.job_dir(name) / RECORD_FILE, record)
+    @contextlib.contextmanager
+    def locked(self, name: str) -> Iterator[None]:
+        lock_path = self.job_dir(name) / LOCK_FILE
+        if not lock_path.parent.is_dir():
+            raise ResourceNotFound(f"Could not find processing job '{name}'.")
+        with lock_path.open("a") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
-    def _current_status(self, name: str) -> str | None:
-        path = self.job_dir(name) / RECORD_FILE
-        if not path.exists():
-            return None
-        return json.loads(path.read_text(encoding="utf-8")).get("ProcessingJobStatus")
+    def update(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Apply `changes` (a new ProcessingJobStatus is checked against the service's
+        transitions; a value of None removes the field) and return the new record."""
+        with self.locked(name):
+            record = self.load(name)
+            _check_transition(name, record.get("ProcessingJobStatus"), changes)
+            for key, value in changes.items():
+                if value is None:
+                    record.pop(key, None)
+                else:
+                    record[key] = value
+            record["LastModifiedTime"] = timestamp(now())
+            _atomic_write_json(self.job_dir(name) / RECORD_FILE, record)
+            return record
+
+    def request_stop(self, name: str) -> dict[str, Any]:
+        """StopProcessingJob: InProgress → Stopping. Stopping a job that has ended is refused in
+        the service's words; stopping one that is already stopping changes nothing."""
+        with self.locked(name):
+            record = self.load(name)
+            status = record.get("ProcessingJobStatus")
+            if status == "Stopping":
+                return record
+            if status != "InProgress":
+                raise ValidationException.single(
+                    f"The request was rejected because the processing job {name} is in status "
+                    f"{status}. Only a job that is InProgress can be stopped."
+                )
+        return self.update(name, {"ProcessingJobStatus": "Stopping"})
+
+    def delete(self, name: str) -> None:
+        """Remove an ended job's record, logs and local outputs, and free its name."""
+        with self.locked(name):
+            status = self.load(name).get("ProcessingJobStatus")
+            if status not in ENDED:
+                raise ResourceInUse(
+                    f"Processing job {name} is {status}; stop it (`localproc stop {name}`) and "
+                    "wait for it to end before deleting it."
+                )
+            # Rename first so the name is free at once and a reader never sees a half-deleted job.
+            doomed = self.jobs_dir / f".deleted-{name}-{os.getpid()}"
+            os.rename(self.job_dir(name), doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+
+
+def _check_transition(name: str, current: str | None, changes: dict[str, Any]) -> None:
+    new = changes.get("ProcessingJobStatus")
+    if new is None or new == current or current is None:
+        return
+    if new not in TRANSITIONS.get(current, frozenset()):
+        raise IllegalTransition(f"illegal job status change {current} -> {new} for {name}")
 
 
 def describe_shape(record: dict[str, Any]) -> dict[str, Any]:

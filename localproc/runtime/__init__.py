@@ -1,3 +1,4 @@
 """The container engine: the only place that talks to Docker (through the docker SDK)."""
 
 JOB_LABEL = "localproc.job"
+RUNNER_LABEL = "localproc.runner"  # pid/start-time/host of the process that runs the job

@@ -6,16 +6,21 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from localproc.runtime.engine import ContainerSpec, DockerEngine
+from localproc.runtime.engine import ContainerSpec, DockerEngine, engine_errors
 from localproc.runtime.logs import LogSink, split_lines
 
 if TYPE_CHECKING:
     from docker.models.containers import Container
+
+
+STOP_CHECK_SECONDS = 0.2
+DEADLINE_REASON = "deadline"
 
 
 @dataclass(frozen=True)
@@ -41,21 +46,33 @@ class ClusterRun:
         self._containers: dict[str, Container] = {}
         self._stopping: set[str] = set()
         self._lock = threading.Lock()
+        self.stop_reason: str | None = None  # set when the job as a whole is being stopped
+        self._kill_requested = False
+        self._killed = False
 
     def create(self) -> None:
         """Create every container concurrently; raises the engine's error if one cannot be made."""
         with ThreadPoolExecutor(max_workers=max(1, len(self._specs))) as pool:
             created = list(pool.map(self._engine.create_container, self._specs))
+        # (EngineError from any creation propagates; the caller removes what was made.)
         self._containers = {spec.hostname: c for spec, c in zip(self._specs, created, strict=True)}
 
-    def run(self) -> list[InstanceResult]:
-        """Start all containers, wait for every one to end; returns results in host order."""
+    def run(self, deadline: float | None = None) -> list[InstanceResult]:
+        """Start all containers and wait for every one to end; returns results in host order.
+
+        `deadline` (time.monotonic) is when every container is stopped (MaxRuntimeInSeconds).
+        A stop requested with `request_stop` (from a signal handler or another thread) takes
+        effect within a fraction of a second.
+        """
         finished: queue.Queue[InstanceResult] = queue.Queue()
-        log_threads = []
-        for host, container in self._containers.items():
-            thread = threading.Thread(target=self._stream_logs, args=(host, container), daemon=True)
-            log_threads.append(thread)
-        with ThreadPoolExecutor(max_workers=len(self._containers)) as pool:
+        log_threads = [
+            threading.Thread(target=self._stream_logs, args=(host, c), daemon=True)
+            for host, c in self._containers.items()
+        ]
+        with (
+            engine_errors("starting containers"),
+            ThreadPoolExecutor(max_workers=len(self._containers)) as pool,
+        ):
             list(pool.map(lambda c: c.start(), self._containers.values()))
         for thread in log_threads:
             thread.start()
@@ -66,13 +83,40 @@ class ClusterRun:
 
         results: dict[str, InstanceResult] = {}
         while len(results) < len(self._containers):
-            result = finished.get()
+            self._act_on_stop_request(deadline)
+            try:
+                result = finished.get(timeout=self._wake_after(deadline))
+            except queue.Empty:
+                continue
             results[result.host] = result
             if result.exit_code != 0:
                 self.stop_all(except_host=result.host)
         for thread in log_threads:
             thread.join(timeout=5)
         return [results[host] for host in self._containers]
+
+    def request_stop(self, reason: str, immediately: bool = False) -> None:
+        """Ask for every container to be stopped. Safe to call from a signal handler: it only
+        sets fields, which the waiting loop acts on."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self._kill_requested = self._kill_requested or immediately
+
+    def _act_on_stop_request(self, deadline: float | None) -> None:
+        if deadline is not None and time.monotonic() >= deadline and self.stop_reason is None:
+            self.stop_reason = DEADLINE_REASON
+        if self._kill_requested and not self._killed:
+            self._killed = True
+            self.kill_all()
+        elif self.stop_reason is not None:
+            self.stop_all()
+
+    def _wake_after(self, deadline: float | None) -> float:
+        # Results arrive through the queue at once; the timeout only bounds how late a stop
+        # request or the deadline is noticed.
+        if deadline is None:
+            return STOP_CHECK_SECONDS
+        return max(0.0, min(STOP_CHECK_SECONDS, deadline - time.monotonic()))
 
     def stop_all(self, except_host: str | None = None) -> None:
         """SIGTERM every running container, SIGKILL after the grace period (in the background)."""
@@ -82,6 +126,14 @@ class ClusterRun:
                     continue
                 self._stopping.add(host)
             threading.Thread(target=self._stop, args=(container,), daemon=True).start()
+
+    def kill_all(self) -> None:
+        """SIGKILL every container at once (a second Ctrl-C)."""
+        import docker.errors
+
+        for container in self._containers.values():
+            with contextlib.suppress(docker.errors.DockerException):
+                container.kill()
 
     def _stop(self, container: Container) -> None:
         import docker.errors

@@ -4,17 +4,32 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from localproc.errors import CannotRunHere
 from localproc.plan import ImageConfig
-from localproc.runtime import JOB_LABEL
+from localproc.runtime import JOB_LABEL, RUNNER_LABEL
 
 if TYPE_CHECKING:  # the SDK is imported lazily so `localproc --help` stays instant
     import docker
     from docker.models.containers import Container
+
+
+class EngineError(Exception):
+    """The Docker engine refused or failed an operation on a started job."""
+
+
+@contextlib.contextmanager
+def engine_errors(action: str) -> Iterator[None]:
+    """Turn the SDK's errors into EngineError, so callers need not import docker."""
+    import docker.errors
+
+    try:
+        yield
+    except (docker.errors.DockerException, OSError) as err:
+        raise EngineError(f"Docker engine: {action} failed: {_first_line(err)}") from err
 
 
 @dataclass(frozen=True)
@@ -102,45 +117,66 @@ class DockerEngine:
             ) from err
 
     # -- networks and containers ---------------------------------------------------------------
-    def create_network(self, job_name: str, internal: bool = False) -> str:
+    def create_network(
+        self, job_name: str, labels: Mapping[str, str], internal: bool = False
+    ) -> str:
         name = network_name(job_name)
-        self.client.networks.create(
-            name, driver="bridge", internal=internal, labels={JOB_LABEL: job_name}
-        )
+        with engine_errors(f"creating network {name}"):
+            self.client.networks.create(
+                name, driver="bridge", internal=internal, labels=dict(labels)
+            )
         return name
 
     def create_container(self, spec: ContainerSpec) -> Container:
         from docker.types import Mount as DockerMount
 
         endpoint = self.client.api.create_endpoint_config(aliases=[spec.hostname])
-        return self.client.containers.create(
-            spec.image,
-            name=spec.name,
-            entrypoint=list(spec.entrypoint) or None,
-            command=list(spec.command),
-            environment=dict(spec.environment),
-            hostname=spec.hostname,
-            network=spec.network,
-            networking_config={spec.network: endpoint},
-            mounts=[
-                DockerMount(m.container_path, m.host_path, type="bind", read_only=m.read_only)
-                for m in spec.mounts
-            ],
-            labels=dict(spec.labels),
-            detach=True,
-        )
+        with engine_errors(f"creating container {spec.name}"):
+            return self.client.containers.create(
+                spec.image,
+                name=spec.name,
+                entrypoint=list(spec.entrypoint) or None,
+                command=list(spec.command),
+                environment=dict(spec.environment),
+                hostname=spec.hostname,
+                network=spec.network,
+                networking_config={spec.network: endpoint},
+                mounts=[
+                    DockerMount(m.container_path, m.host_path, type="bind", read_only=m.read_only)
+                    for m in spec.mounts
+                ],
+                labels=dict(spec.labels),
+                detach=True,
+            )
+
+    def leftover_runners(self) -> dict[str, set[str]]:
+        """Job name → runner labels of every container and network localproc made."""
+        found: dict[str, set[str]] = {}
+        selector = {"label": JOB_LABEL}
+        with engine_errors("listing job containers and networks"):
+            # sparse: no per-container inspect, which races with other runs removing theirs
+            items = [
+                *self.client.containers.list(all=True, filters=selector, sparse=True),
+                *self.client.networks.list(filters=selector),
+            ]
+        for item in items:
+            labels = item.attrs.get("Labels") or {}
+            if JOB_LABEL in labels:
+                found.setdefault(labels[JOB_LABEL], set()).add(labels.get(RUNNER_LABEL, ""))
+        return found
 
     def remove_job_resources(self, job_name: str) -> None:
         """Remove every container and network labelled with this job, whatever their state."""
         import docker.errors
 
         selector = {"label": f"{JOB_LABEL}={job_name}"}
-        for container in self.client.containers.list(all=True, filters=selector):
-            with contextlib.suppress(docker.errors.NotFound):
-                container.remove(force=True)
-        for network in self.client.networks.list(filters=selector):
-            with contextlib.suppress(docker.errors.NotFound):
-                network.remove()
+        with engine_errors(f"removing the containers and networks of {job_name}"):
+            for container in self.client.containers.list(all=True, filters=selector, sparse=True):
+                with contextlib.suppress(docker.errors.NotFound):
+                    self.client.api.remove_container(container.id, force=True)
+            for network in self.client.networks.list(filters=selector):
+                with contextlib.suppress(docker.errors.NotFound):
+                    network.remove()
 
 
 def _first_line(err: BaseException) -> str:

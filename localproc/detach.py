@@ -1,0 +1,91 @@
+"""`run --detach`: the job runs on in a background process of its own (a new session, so the
+terminal's Ctrl-C does not reach it); this process returns once the job is recorded."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from typing import Any
+
+from localproc.errors import ExitStatus, LocalprocError
+from localproc.jobs import RunSettings, job_arn_for
+from localproc.records import JobStore
+
+START_TIMEOUT_SECONDS = 120
+
+
+class DetachedRunRejected(LocalprocError):
+    """The background run ended before recording the job (rejected or could not run here)."""
+
+    def __init__(self, message: str, exit_status: ExitStatus) -> None:
+        super().__init__(message)
+        self.exit_status = exit_status
+        self.code = "DetachedRunRejected"
+
+
+def start_detached(request: dict[str, Any], settings: RunSettings) -> str:
+    """Start `localproc run -` in the background with the validated request on its stdin;
+    return the job's ARN once the job is recorded."""
+    store = JobStore(settings.state_dir)
+    name = request["ProcessingJobName"]
+    arn = job_arn_for(request, settings)
+    if store.exists(name):
+        store.claim(name, arn)  # raises ResourceInUse
+    runners = settings.state_dir / "runners"
+    runners.mkdir(parents=True, exist_ok=True)
+    log_path = runners / f"{name}.log"
+    command = [sys.executable, "-m", "localproc", "run", "-", *_run_options(settings)]
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+    assert process.stdin is not None
+    process.stdin.write(json.dumps(request).encode())
+    process.stdin.close()
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while not store.exists(name):
+        code = process.poll()
+        if code is not None and not store.exists(name):
+            output = log_path.read_text(errors="replace").strip().splitlines()
+            detail = output[-1] if output else f"exit code {code}"
+            raise DetachedRunRejected(detail, _exit_status(code))
+        if time.monotonic() > deadline:
+            raise DetachedRunRejected(
+                f"the background run did not record the job within {START_TIMEOUT_SECONDS} s; "
+                f"see {log_path}",
+                ExitStatus.CANNOT_RUN_HERE,
+            )
+        time.sleep(0.05)
+    return store.load(name)["ProcessingJobArn"]
+
+
+def _run_options(settings: RunSettings) -> list[str]:
+    options = [
+        "--state-dir",
+        str(settings.state_dir),
+        "--stop-grace",
+        str(settings.stop_grace_seconds),
+    ]
+    if settings.s3_root is not None:
+        options += ["--s3-root", str(settings.s3_root)]
+    if settings.s3_endpoint_url is not None:
+        options += ["--s3-endpoint-url", settings.s3_endpoint_url]
+    if settings.region is not None:
+        options += ["--region", settings.region]
+    if settings.keep_staging:
+        options.append("--keep-staging")
+    return options
+
+
+def _exit_status(code: int) -> ExitStatus:
+    try:
+        return ExitStatus(code)
+    except ValueError:
+        return ExitStatus.CANNOT_RUN_HERE

@@ -1,0 +1,208 @@
+"""Operations on recorded jobs: describe, list, stop, delete, logs, and finding runs whose runner
+died (killed, crashed, rebooted) so that their records and leftovers are put right."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from localproc.errors import CannotRunHere
+from localproc.listing import ListQuery, list_page
+from localproc.records import ENDED, PRIVATE_KEY, RUNNING, JobStore, describe_shape, now, timestamp
+from localproc.runtime.engine import DockerEngine
+
+RUNNER_DIED = "InternalServerError: the runner exited unexpectedly"
+
+
+def runner_identity() -> dict[str, Any]:
+    """What identifies this process as a job's runner, even after its PID is reused."""
+    me = psutil.Process()
+    return {
+        "RunnerPid": me.pid,
+        "RunnerStartTime": me.create_time(),
+        "RunnerHost": socket.gethostname(),
+    }
+
+
+def runner_label(identity: dict[str, Any]) -> str:
+    """The identity as a Docker label value, so `gc` can judge leftovers without the record."""
+    return f"{identity['RunnerPid']}/{identity['RunnerStartTime']}/{identity['RunnerHost']}"
+
+
+def _identity_from_label(label: str) -> dict[str, Any]:
+    pid, start, host = (label.split("/", 2) + ["", ""])[:3]
+    try:
+        return {"RunnerPid": int(pid), "RunnerStartTime": float(start), "RunnerHost": host}
+    except ValueError:
+        return {}
+
+
+def runner_alive(record: dict[str, Any]) -> bool:
+    return _identity_alive(record.get(PRIVATE_KEY) or {})
+
+
+def _identity_alive(info: dict[str, Any]) -> bool:
+    pid = info.get("RunnerPid")
+    if not isinstance(pid, int):
+        return False
+    if info.get("RunnerHost") not in (None, socket.gethostname()):
+        return True  # another host's runner: we cannot tell, so we do not touch it
+    try:
+        process = psutil.Process(pid)
+        started = process.create_time()
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+    except psutil.Error:
+        return False
+    expected = info.get("RunnerStartTime")
+    return expected is None or abs(started - float(expected)) < 1.0
+
+
+def _reconcile(store: JobStore, name: str, record: dict[str, Any]) -> dict[str, Any]:
+    """A running record whose runner is gone becomes Failed; returns the current record."""
+    if record.get("ProcessingJobStatus") not in RUNNING or runner_alive(record):
+        return record
+    return store.update(
+        name,
+        {
+            "ProcessingJobStatus": "Failed",
+            "FailureReason": RUNNER_DIED,
+            "ProcessingEndTime": timestamp(now()),
+        },
+    )
+
+
+def load_reconciled(store: JobStore, name: str) -> dict[str, Any]:
+    return _reconcile(store, name, store.load(name))
+
+
+def describe_job(store: JobStore, name: str) -> dict[str, Any]:
+    return _without_nulls(describe_shape(load_reconciled(store, name)))
+
+
+def list_jobs(store: JobStore, query: ListQuery) -> dict[str, Any]:
+    query.check()
+    records = [load_reconciled(store, name) for name in store.names()]
+    return list_page(records, query)
+
+
+def stop_job(store: JobStore, name: str) -> dict[str, Any]:
+    """StopProcessingJob: mark the job Stopping and tell its runner, which stops the containers
+    (SIGTERM, grace period, SIGKILL), uploads outputs and records Stopped."""
+    load_reconciled(store, name)
+    record = store.request_stop(name)
+    info = record.get(PRIVATE_KEY) or {}
+    if runner_alive(record) and info.get("RunnerHost") in (None, socket.gethostname()):
+        os.kill(int(info["RunnerPid"]), signal.SIGTERM)
+    return describe_shape(record)
+
+
+def delete_job(store: JobStore, name: str) -> None:
+    load_reconciled(store, name)
+    store.delete(name)
+
+
+@dataclass
+class GarbageReport:
+    reconciled: list[str]  # records of dead runners, now Failed
+    removed_resources: list[str]  # jobs whose containers and networks were removed
+    removed_staging: list[str]  # jobs whose staging folder was removed
+
+
+def collect_garbage(store: JobStore, engine: DockerEngine | None) -> GarbageReport:
+    """Put right what dead runners left: their records (Failed), their containers and networks,
+    their staging folders. Anything whose runner is alive is never touched, whichever state dir
+    it belongs to: containers and networks carry their runner's identity in a label."""
+    report = GarbageReport([], [], [])
+    for name in store.names():
+        record = store.load(name)
+        if record.get("ProcessingJobStatus") in RUNNING and not runner_alive(record):
+            _reconcile(store, name, record)
+            report.reconciled.append(name)
+        if runner_alive(record):
+            continue
+        staging = store.job_dir(name) / "staging"
+        if staging.is_dir() and not (record.get(PRIVATE_KEY) or {}).get("KeepStaging"):
+            shutil.rmtree(staging, ignore_errors=True)
+            report.removed_staging.append(name)
+    if engine is not None:
+        for job_name, runners in sorted(engine.leftover_runners().items()):
+            if not any(_identity_alive(_identity_from_label(label)) for label in runners):
+                engine.remove_job_resources(job_name)
+                report.removed_resources.append(job_name)
+    return report
+
+
+def connect_engine_if_possible() -> DockerEngine | None:
+    try:
+        return DockerEngine.connect()
+    except CannotRunHere:
+        return None
+
+
+def _without_nulls(value: Any) -> Any:
+    """The service omits absent optional members from its responses."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+# -- logs ----------------------------------------------------------------------------------------
+def log_files(store: JobStore, name: str, instance: str | None) -> list[Path]:
+    store.load(name)  # ResourceNotFound for an unknown job
+    folder = store.job_dir(name) / "logs"
+    if instance is not None:
+        return [folder / f"{instance}.log"]
+    return sorted(folder.glob("algo-*.log"), key=lambda p: int(p.stem.split("-")[1]))
+
+
+def follow_logs(
+    store: JobStore,
+    name: str,
+    instance: str | None,
+    follow: bool,
+    emit: Callable[[str, str], None],
+    poll_seconds: float = 0.2,
+) -> None:
+    """Call emit(host, line) for each saved line; with `follow`, keep reading new lines until
+    the job has ended and every file is read to its end."""
+    offsets: dict[Path, int] = {}
+    pending: dict[Path, bytes] = {}
+    while True:
+        ended = load_reconciled(store, name).get("ProcessingJobStatus") in ENDED
+        for path in log_files(store, name, instance):
+            for line in _new_lines(path, offsets, pending, flush=ended or not follow):
+                emit(path.stem, line)
+        if not follow or ended:
+            return
+        time.sleep(poll_seconds)
+
+
+def _new_lines(
+    path: Path, offsets: dict[Path, int], pending: dict[Path, bytes], flush: bool
+) -> Iterator[str]:
+    try:
+        with path.open("rb") as handle:
+            handle.seek(offsets.get(path, 0))
+            data = pending.get(path, b"") + handle.read()
+            offsets[path] = handle.tell()
+    except FileNotFoundError:
+        return
+    *lines, rest = data.split(b"\n")
+    pending[path] = rest
+    for raw in lines:
+        yield raw.decode("utf-8", errors="replace")
+    if flush and rest:
+        pending[path] = b""
+        yield rest.decode("utf-8", errors="replace")
