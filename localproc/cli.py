@@ -91,6 +91,13 @@ def run(
     stop_grace: Annotated[
         float, typer.Option(help="Seconds between SIGTERM and SIGKILL when containers are stopped.")
     ] = 10.0,
+    no_resource_limits: Annotated[
+        bool,
+        typer.Option(
+            "--no-resource-limits",
+            help="Do not limit the containers to their instance type's CPUs and memory.",
+        ),
+    ] = False,
     detach: Annotated[
         bool,
         typer.Option(
@@ -115,6 +122,7 @@ def run(
         region=region,
         keep_staging=keep_staging,
         stop_grace_seconds=stop_grace,
+        resource_limits=not no_resource_limits,
     )
     log_stream = sys.stderr if as_json else sys.stdout
     colour = log_stream.isatty() and "NO_COLOR" not in os.environ
@@ -135,6 +143,8 @@ def run(
         record = JobStore(settings.state_dir).load(outcome.name)
         typer.echo(json.dumps(describe_shape(record), indent=2))
     else:
+        for line in outcome.usage:
+            _notify(line)
         typer.echo(_summary(outcome))
     raise typer.Exit(int(outcome.exit_status))
 

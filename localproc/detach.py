@@ -81,6 +81,8 @@ def _run_options(settings: RunSettings) -> list[str]:
         options += ["--region", settings.region]
     if settings.keep_staging:
         options.append("--keep-staging")
+    if not settings.resource_limits:
+        options.append("--no-resource-limits")
     return options
 
 

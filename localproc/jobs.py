@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import psutil
+
 from localproc.errors import CannotRunHere, ExitStatus, JobFailure, algorithm_error
 from localproc.manage import collect_garbage, runner_identity, runner_label
-from localproc.plan import JobPlan, build_plan, job_arn
+from localproc.plan import HostCapacity, JobPlan, build_plan, job_arn
 from localproc.records import PRIVATE_KEY, JobStore, now, timestamp
-from localproc.runtime import JOB_LABEL, RUNNER_LABEL
+from localproc.runtime import JOB_LABEL, RUNNER_LABEL, firewall
 from localproc.runtime.cluster import DEADLINE_REASON, ClusterRun, InstanceResult
 from localproc.runtime.engine import (
     ContainerSpec,
@@ -36,6 +38,7 @@ from localproc.runtime.engine import (
 )
 from localproc.runtime.logs import LogSink
 from localproc.spec.echo import service_echo
+from localproc.spec.instance_types import instance_type, smallest_fitting
 from localproc.spec.job import JobSpec, job_from_request
 from localproc.spec.load import to_create_request
 from localproc.spec.validate import validate_create_request
@@ -55,6 +58,7 @@ class RunSettings:
     region: str | None = None
     keep_staging: bool = False
     stop_grace_seconds: float = 10.0
+    resource_limits: bool = True
 
 
 @dataclass
@@ -67,6 +71,7 @@ class RunOutcome:
     exit_message: str | None = None
     seconds: float = 0.0
     uploads: UploadReport = field(default_factory=UploadReport)
+    usage: list[str] = field(default_factory=list)  # one line per instance: peak memory, CPU
 
     @property
     def exit_status(self) -> ExitStatus:
@@ -142,16 +147,57 @@ def run_job(
 
     planning_failure: JobFailure | None = None
     plan: JobPlan | None = None
+    host = measure_host(engine, settings.state_dir)
     try:
-        plan = build_plan(job, list_inputs(job, store), image, region)
+        plan = build_plan(
+            job, list_inputs(job, store), image, region, host,
+            resource_limits_enabled=settings.resource_limits,
+        )  # fmt: skip
     except JobFailure as failure:  # e.g. an empty prefix: the job exists, and fails
         planning_failure = failure
+    for note in _notes(job, plan):
+        notify(note)
 
     job_dir = records.claim(job.name, arn)
     records.create(job.name, _initial_record(job, arn, settings))
     runner = _Runner(job, plan, settings, store, engine, records, job_dir, notify)
     with _stop_on_signals(runner) if handle_signals else contextlib.nullcontext():
         return runner.execute(planning_failure, log_stream, colour)
+
+
+def measure_host(engine: DockerEngine, state_dir: Path) -> HostCapacity:
+    where = state_dir
+    while not where.exists():  # the state dir may not exist yet: measure the disk it will be on
+        where = where.parent
+    return HostCapacity(
+        cpus=psutil.cpu_count() or 1,
+        memory_bytes=psutil.virtual_memory().total,
+        free_disk_bytes=shutil.disk_usage(where).free,
+        has_nvidia_runtime=engine.has_nvidia_runtime(),
+    )
+
+
+def _notes(job: JobSpec, plan: JobPlan | None) -> list[str]:
+    """One line for each setting that is emulated only in part, or adapted to this host."""
+    notes = list(plan.limits.notes) if plan else []
+    if job.vpc_config:
+        notes.append(
+            "VpcConfig is accepted but not emulated: the containers use "
+            + ("a network of their own" if job.network_isolation else "a local bridge network")
+            + ", not your subnets and security groups."
+        )
+    if job.inter_container_encryption:
+        notes.append(
+            "EnableInterContainerTrafficEncryption is accepted but not emulated: traffic between "
+            "instances stays on this host's bridge, unencrypted."
+        )
+    if job.network_isolation and not firewall.can_isolate_host():
+        notes.append(
+            "EnableNetworkIsolation: the containers cannot reach the internet or other "
+            "containers, but localproc needs root and iptables to also shut them off from this "
+            "host's own services, and has neither here."
+        )
+    return notes
 
 
 def _initial_record(job: JobSpec, arn: str, settings: RunSettings) -> dict[str, Any]:
@@ -239,7 +285,8 @@ class _Runner:
                 raise planning_failure
             assert self.plan is not None
             results = self._run_containers(self.plan, log_stream, colour)
-            outcome.status, outcome.failure_reason = _judge(results)
+            outcome.status, outcome.failure_reason = _judge(results, self.plan)
+            outcome.usage = self._record_usage(results)
             outcome.exit_message = self._exit_message(self.plan)
         except JobFailure as failure:
             outcome.status, outcome.failure_reason = "Failed", failure.reason
@@ -272,7 +319,7 @@ class _Runner:
         if self.stop_reason is not None:
             return []  # stopped while staging: no container is started
         specs = [self._container_spec(plan, index) for index in range(len(plan.instances))]
-        self.engine.create_network(self.job.name, self.labels)
+        self.engine.create_network(self.job.name, self.labels, self.job.network_isolation)
         sink = LogSink(log_stream, self.job_dir / "logs", colour=colour)
         cluster = ClusterRun(self.engine, specs, sink, self.settings.stop_grace_seconds)
         cluster.create()
@@ -316,7 +363,40 @@ class _Runner:
             network=network_name(self.job.name),
             mounts=mounts,
             labels=self.labels,
+            cpus=plan.limits.cpus,
+            memory_bytes=plan.limits.memory_bytes,
+            gpus=plan.limits.gpus,
+            isolated=self.job.network_isolation,
         )
+
+    def _record_usage(self, results: list[InstanceResult]) -> list[str]:
+        """Each instance's peak memory and CPU time, and the smallest instance type of the same
+        family that would have held that peak: local runs are how people size instances."""
+        lines, usage = [], {}
+        family = instance_type(self.job.instance_type).family
+        for result in results:
+            if result.peak_memory_bytes is None:
+                lines.append(f"{result.host}: ended before its memory could be sampled")
+                continue
+            usage[result.host] = {
+                "PeakMemoryBytes": result.peak_memory_bytes,
+                "CpuSeconds": result.cpu_seconds,
+            }
+            fitting = smallest_fitting(family, result.peak_memory_bytes)
+            advice = (
+                f"smallest {family} that holds it: {fitting.name}"
+                if fitting
+                else f"no {family} type holds it"
+            )
+            lines.append(
+                f"{result.host}: peak memory {result.peak_memory_bytes / 2**20:.0f} MiB, "
+                f"CPU {result.cpu_seconds or 0:.1f} s; {advice}"
+            )
+        if usage:
+            record = self.records.load(self.job.name)
+            private = {**record.get(PRIVATE_KEY, {}), "InstanceUsage": usage}
+            self.records.update(self.job.name, {PRIVATE_KEY: private})
+        return lines
 
     def _exit_message(self, plan: JobPlan) -> str | None:
         parts = []
@@ -373,7 +453,7 @@ class _Runner:
             shutil.rmtree(self.staging_root, ignore_errors=True)
 
 
-def _judge(results: list[InstanceResult]) -> tuple[str, str | None]:
+def _judge(results: list[InstanceResult], plan: JobPlan) -> tuple[str, str | None]:
     """Completed when every instance exits 0; otherwise the first instance that failed by itself
     (not one we stopped because of it) names the reason."""
     failed = [r for r in results if r.exit_code != 0]
@@ -381,8 +461,11 @@ def _judge(results: list[InstanceResult]) -> tuple[str, str | None]:
         return "Completed", None
     culprit = next((r for r in failed if not r.stopped_by_us), failed[0])
     if culprit.oom_killed:
+        limit = plan.limits.memory_bytes
+        limit_text = f"its memory limit of {limit / 2**20:.0f} MiB" if limit else "memory"
         return "Failed", algorithm_error(
-            f"{culprit.host} ran out of memory and was killed (exit code {culprit.exit_code})."
+            f"{culprit.host} ran out of memory: it used all of {limit_text} "
+            f"({plan.job.instance_type}) and was killed (exit code {culprit.exit_code})."
         ).reason
     return "Failed", algorithm_error(
         f"{culprit.host} exited with code {culprit.exit_code}. See the job's logs for more "

@@ -12,6 +12,7 @@ from typing import Any
 
 from localproc.errors import client_error
 from localproc.spec.echo import service_echo
+from localproc.spec.instance_types import instance_type
 from localproc.spec.job import InputSpec, JobSpec, OutputSpec
 from localproc.storage import ObjectInfo, parse_s3_uri
 
@@ -37,6 +38,61 @@ class ContainerCommand:
     @property
     def argv(self) -> tuple[str, ...]:
         return self.entrypoint + self.command
+
+
+@dataclass(frozen=True)
+class HostCapacity:
+    """What this host offers the job's containers (measured by the caller, e.g. with psutil)."""
+
+    cpus: int
+    memory_bytes: int
+    free_disk_bytes: int
+    has_nvidia_runtime: bool = False
+
+
+# Leave the host some memory of its own when instances are sized down to fit.
+HOST_MEMORY_SHARE = 0.9
+
+
+@dataclass(frozen=True)
+class ResourceLimits:
+    """Per-container limits. None means unlimited (`--no-resource-limits`)."""
+
+    cpus: float | None
+    memory_bytes: int | None
+    gpus: int  # GPUs handed to each container (0 when the host has no NVIDIA runtime)
+    notes: tuple[str, ...] = ()  # one line each: scaling, GPUs not available
+
+
+def resource_limits(
+    type_name: str, count: int, host: HostCapacity, enabled: bool = True
+) -> ResourceLimits:
+    """The instance type's CPUs and memory per container; when the host cannot hold `count` of
+    them, both are scaled down by the same factor so the instances keep their proportions."""
+    spec = instance_type(type_name)
+    notes: list[str] = []
+    gpus = spec.gpus if host.has_nvidia_runtime else 0
+    if spec.gpus and not host.has_nvidia_runtime:
+        notes.append(
+            f"{type_name} has {spec.gpus} GPU(s) ({spec.gpu_kind}), but this host has no NVIDIA "
+            "container runtime: the job runs on the CPU."
+        )
+    if not enabled:
+        return ResourceLimits(None, None, gpus, tuple(notes))
+    factor = min(
+        1.0,
+        host.cpus / (count * spec.vcpus),
+        host.memory_bytes * HOST_MEMORY_SHARE / (count * spec.memory_bytes),
+    )
+    cpus = round(spec.vcpus * factor, 2)
+    memory = int(spec.memory_bytes * factor)
+    if factor < 1.0:
+        notes.append(
+            f"this host ({host.cpus} CPUs, {host.memory_bytes / 2**30:.1f} GiB) cannot hold "
+            f"{count} × {type_name} ({spec.vcpus} vCPUs, {spec.memory_gib:g} GiB): each container "
+            f"gets {cpus:g} CPUs and {memory / 2**30:.2f} GiB instead ({factor:.0%})."
+        )
+    return ResourceLimits(cpus, memory, gpus, tuple(notes))
 
 
 @dataclass(frozen=True)
@@ -74,6 +130,7 @@ class JobPlan:
     instances: tuple[InstancePlan, ...]
     processing_job_config: dict[str, Any]
     outputs: tuple[OutputSpec, ...]  # outputs this run uploads (S3Output, not AppManaged)
+    limits: ResourceLimits
 
 
 def job_arn(name: str, region: str, account: str | None = None) -> str:
@@ -162,12 +219,43 @@ def shard(objects: Sequence[StagedObject], index: int, count: int) -> tuple[Stag
     return tuple(objects[index::count])
 
 
+def check_disk_space(instances: Sequence[InstancePlan], job: JobSpec, host: HostCapacity) -> None:
+    """Fail before any download when the inputs cannot fit: on the instance's volume
+    (VolumeSizeInGB) or on this host's disk."""
+    volume = job.volume_size_gb * 2**30
+    for instance in instances:
+        staged = sum(item.total_bytes for item in instance.inputs)
+        if staged > volume:
+            raise client_error(
+                f"The inputs of {instance.host} ({_gib(staged)}) do not fit its "
+                f"VolumeSizeInGB of {job.volume_size_gb} GB ({_gib(volume)})."
+            )
+    unique = {
+        (o.source.bucket, o.source.key): o.source.size
+        for instance in instances
+        for item in instance.inputs
+        for o in item.objects
+    }
+    needed = sum(unique.values())
+    if needed > host.free_disk_bytes:
+        raise client_error(
+            f"The inputs ({_gib(needed)}) do not fit the free disk space of this host "
+            f"({_gib(host.free_disk_bytes)} free where jobs are staged)."
+        )
+
+
+def _gib(count: int) -> str:
+    return f"{count / 2**30:.2f} GiB"
+
+
 def build_plan(
     job: JobSpec,
     listings: Mapping[str, Sequence[ObjectInfo]],
     image: ImageConfig,
     region: str,
+    host: HostCapacity,
     account: str | None = None,
+    resource_limits_enabled: bool = True,
 ) -> JobPlan:
     """`listings` maps each S3 input's name to its objects in S3 listing order."""
     arn = job_arn(job.name, region, account)
@@ -194,6 +282,7 @@ def build_plan(
         )
         for index, host in enumerate(hosts)
     )
+    check_disk_space(instances, job, host)
     environment = dict(job.environment)
     environment.setdefault("AWS_REGION", region)
     config = {"ProcessingJobArn": arn, **service_echo(job.request)}
@@ -207,6 +296,9 @@ def build_plan(
         instances=instances,
         processing_job_config=config,
         outputs=tuple(out for out in job.outputs if out.s3_uri and not out.app_managed),
+        limits=resource_limits(
+            job.instance_type, job.instance_count, host, enabled=resource_limits_enabled
+        ),
     )
 
 

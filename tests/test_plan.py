@@ -6,17 +6,21 @@ import pytest
 
 from localproc.errors import JobFailure
 from localproc.plan import (
+    HostCapacity,
     ImageConfig,
     StagedObject,
     build_plan,
     relative_input_path,
     resolve_command,
+    resource_limits,
     shard,
 )
 from localproc.spec.job import job_from_request
 from localproc.storage import ObjectInfo
 
 IMAGE = ImageConfig("img", entrypoint=("ep", "--flag"), cmd=("default-cmd",))
+GIB = 2**30
+HOST = HostCapacity(cpus=64, memory_bytes=512 * GIB, free_disk_bytes=100 * GIB)
 
 
 @pytest.mark.parametrize(
@@ -87,7 +91,7 @@ def request(**overrides: object) -> dict:
 
 def test_plan_shards_in_listing_order_and_skips_folder_markers() -> None:
     listing = objects(*[f"p/{i:02d}" for i in range(10)], "p/folder/")
-    plan = build_plan(job_from_request(request()), {"data": listing}, IMAGE, "us-east-1")
+    plan = build_plan(job_from_request(request()), {"data": listing}, IMAGE, "us-east-1", HOST)
 
     shards = [[o.relative_path for o in inst.inputs[0].objects] for inst in plan.instances]
     assert [len(s) for s in shards] == [4, 3, 3]
@@ -105,7 +109,7 @@ def test_shard_sizes_differ_by_at_most_one() -> None:
 
 def test_user_region_in_environment_wins() -> None:
     job = job_from_request(request(Environment={"AWS_REGION": "eu-central-1"}))
-    plan = build_plan(job, {"data": objects("p/x")}, IMAGE, "us-east-1")
+    plan = build_plan(job, {"data": objects("p/x")}, IMAGE, "us-east-1", HOST)
     assert plan.environment["AWS_REGION"] == "eu-central-1"
 
 
@@ -120,6 +124,47 @@ def test_user_region_in_environment_wins() -> None:
 )
 def test_inputs_that_cannot_be_staged_fail_the_job(keys: tuple[str, ...], message: str) -> None:
     with pytest.raises(JobFailure) as failure:
-        build_plan(job_from_request(request()), {"data": objects(*keys)}, IMAGE, "us-east-1")
+        build_plan(job_from_request(request()), {"data": objects(*keys)}, IMAGE, "us-east-1", HOST)
     assert message in failure.value.reason
     assert failure.value.reason.startswith("ClientError: ")
+
+
+def test_limits_are_the_instance_type_when_the_host_holds_them() -> None:
+    limits = resource_limits("ml.m5.xlarge", 2, HOST)
+    assert (limits.cpus, limits.memory_bytes, limits.gpus, limits.notes) == (4, 16 * GIB, 0, ())
+
+
+def test_limits_scale_down_proportionally_on_a_small_host() -> None:
+    small = HostCapacity(cpus=2, memory_bytes=24 * GIB, free_disk_bytes=GIB)
+    limits = resource_limits("ml.m5.xlarge", 2, small)  # wants 8 CPUs, 32 GiB
+    assert limits.cpus == 1.0  # factor 0.25 (CPU-bound), applied to memory too
+    assert limits.memory_bytes == 4 * GIB
+    assert limits.notes and "cannot hold 2 × ml.m5.xlarge" in limits.notes[0]
+
+
+def test_limits_off_and_gpus_without_runtime() -> None:
+    limits = resource_limits("ml.g4dn.xlarge", 1, HOST, enabled=False)
+    assert limits.cpus is None and limits.memory_bytes is None and limits.gpus == 0
+    assert "no NVIDIA container runtime" in limits.notes[0]
+    with_gpu = HostCapacity(
+        cpus=64, memory_bytes=512 * GIB, free_disk_bytes=GIB, has_nvidia_runtime=True
+    )
+    assert resource_limits("ml.g4dn.xlarge", 1, with_gpu).gpus == 1
+
+
+def test_inputs_larger_than_the_volume_fail_before_staging() -> None:
+    big = [ObjectInfo("b", "p/big", 6 * GIB, "e")]
+    job = job_from_request(request())  # VolumeSizeInGB 5, one shard gets the object
+    with pytest.raises(JobFailure) as failure:
+        build_plan(job, {"data": big}, IMAGE, "us-east-1", HOST)
+    assert "(6.00 GiB) do not fit its VolumeSizeInGB of 5 GB" in failure.value.reason
+
+
+def test_inputs_larger_than_the_free_disk_fail_before_staging() -> None:
+    tight = HostCapacity(cpus=64, memory_bytes=512 * GIB, free_disk_bytes=GIB)
+    two = [ObjectInfo("b", "p/a", GIB, "e"), ObjectInfo("b", "p/b", GIB, "e")]
+    with pytest.raises(JobFailure) as failure:
+        build_plan(job_from_request(request()), {"data": two}, IMAGE, "us-east-1", tight)
+    assert "(2.00 GiB) do not fit the free disk space of this host (1.00 GiB free" in (
+        failure.value.reason
+    )

@@ -29,6 +29,14 @@ class InstanceResult:
     exit_code: int
     oom_killed: bool
     stopped_by_us: bool  # stopped because another instance failed or the job was stopped
+    peak_memory_bytes: int | None = None  # None when the engine gave no sample (very short run)
+    cpu_seconds: float | None = None
+
+
+@dataclass
+class _Usage:
+    peak_memory_bytes: int | None = None
+    cpu_seconds: float | None = None
 
 
 class ClusterRun:
@@ -49,6 +57,7 @@ class ClusterRun:
         self.stop_reason: str | None = None  # set when the job as a whole is being stopped
         self._kill_requested = False
         self._killed = False
+        self._usage: dict[str, _Usage] = {spec.hostname: _Usage() for spec in self._specs}
 
     def create(self) -> None:
         """Create every container concurrently; raises the engine's error if one cannot be made."""
@@ -77,6 +86,7 @@ class ClusterRun:
         for thread in log_threads:
             thread.start()
         for host, container in self._containers.items():
+            threading.Thread(target=self._sample_usage, args=(host, container), daemon=True).start()
             threading.Thread(
                 target=self._wait, args=(host, container, finished), daemon=True
             ).start()
@@ -151,6 +161,24 @@ class ClusterRun:
         except docker.errors.DockerException as err:
             self._sink.line(host, f"[localproc] log stream ended early: {err}")
 
+    def _sample_usage(self, host: str, container: Container) -> None:
+        """Peak memory and CPU time from the engine's stats stream (about one sample a second,
+        the first at once); the cgroup's own high-water mark is used where it reports one."""
+        import docker.errors
+
+        usage = self._usage[host]
+        try:
+            for sample in container.stats(stream=True, decode=True):
+                memory = sample.get("memory_stats") or {}
+                peak = memory.get("max_usage") or memory.get("usage")
+                if peak:
+                    usage.peak_memory_bytes = max(usage.peak_memory_bytes or 0, int(peak))
+                total = (sample.get("cpu_stats") or {}).get("cpu_usage", {}).get("total_usage")
+                if total:
+                    usage.cpu_seconds = max(usage.cpu_seconds or 0.0, total / 1e9)
+        except docker.errors.DockerException:
+            pass  # the container is gone: the samples taken so far stand
+
     def _wait(self, host: str, container: Container, finished: queue.Queue) -> None:
         import docker.errors
 
@@ -162,4 +190,9 @@ class ClusterRun:
             exit_code, oom_killed = -1, False
         with self._lock:
             stopped = host in self._stopping
-        finished.put(InstanceResult(host, exit_code, oom_killed, stopped))
+        usage = self._usage[host]
+        finished.put(
+            InstanceResult(
+                host, exit_code, oom_killed, stopped, usage.peak_memory_bytes, usage.cpu_seconds
+            )
+        )

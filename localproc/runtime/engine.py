@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from localproc.errors import CannotRunHere
 from localproc.plan import ImageConfig
-from localproc.runtime import JOB_LABEL, RUNNER_LABEL
+from localproc.runtime import JOB_LABEL, RUNNER_LABEL, firewall
 
 if TYPE_CHECKING:  # the SDK is imported lazily so `localproc --help` stays instant
     import docker
@@ -50,6 +50,10 @@ class ContainerSpec:
     network: str
     mounts: Sequence[Mount]
     labels: Mapping[str, str] = field(default_factory=dict)
+    cpus: float | None = None  # None: no limit
+    memory_bytes: int | None = None
+    gpus: int = 0
+    isolated: bool = False
 
 
 def container_name(job_name: str, host: str) -> str:
@@ -118,14 +122,30 @@ class DockerEngine:
 
     # -- networks and containers ---------------------------------------------------------------
     def create_network(
-        self, job_name: str, labels: Mapping[str, str], internal: bool = False
+        self, job_name: str, labels: Mapping[str, str], isolated: bool = False
     ) -> str:
+        """The job's own bridge network, on which instances find each other by name. Isolated:
+        an internal network (no route out) whose bridge the host firewall shuts off from the
+        host's own services, where this process may change the firewall."""
         name = network_name(job_name)
         with engine_errors(f"creating network {name}"):
             self.client.networks.create(
-                name, driver="bridge", internal=internal, labels=dict(labels)
+                name,
+                driver="bridge",
+                internal=isolated,
+                labels=dict(labels),
+                options={"com.docker.network.bridge.name": firewall.bridge_name(job_name)},
             )
+        if isolated and firewall.can_isolate_host():
+            try:
+                firewall.block_host_access(job_name)
+            except OSError as err:
+                raise EngineError(f"isolating network {name}: {err}") from err
         return name
+
+    def has_nvidia_runtime(self) -> bool:
+        with engine_errors("reading the engine's runtimes"):
+            return "nvidia" in (self.client.info().get("Runtimes") or {})
 
     def create_container(self, spec: ContainerSpec) -> Container:
         from docker.types import Mount as DockerMount
@@ -147,6 +167,7 @@ class DockerEngine:
                 ],
                 labels=dict(spec.labels),
                 detach=True,
+                **_resource_options(spec),
             )
 
     def leftover_runners(self) -> dict[str, set[str]]:
@@ -177,6 +198,29 @@ class DockerEngine:
             for network in self.client.networks.list(filters=selector):
                 with contextlib.suppress(docker.errors.NotFound):
                     network.remove()
+        try:
+            firewall.remove_host_block(job_name)
+        except OSError as err:
+            raise EngineError(f"removing the firewall rule of {job_name}: {err}") from err
+
+
+def _resource_options(spec: ContainerSpec) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if spec.cpus is not None:
+        options["nano_cpus"] = int(spec.cpus * 1e9)
+    if spec.memory_bytes is not None:
+        # No swap beyond the limit: a job that needs more memory than its instance has is killed,
+        # as it would be on SageMaker, instead of crawling along on this host's swap.
+        options["mem_limit"] = spec.memory_bytes
+        options["memswap_limit"] = spec.memory_bytes
+    if spec.gpus:
+        from docker.types import DeviceRequest
+
+        options["device_requests"] = [DeviceRequest(count=spec.gpus, capabilities=[["gpu"]])]
+    if spec.isolated:
+        # Raw sockets could hand-craft frames past the network's rules; nothing needs them.
+        options["cap_drop"] = ["NET_RAW"]
+    return options
 
 
 def _first_line(err: BaseException) -> str:

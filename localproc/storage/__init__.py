@@ -11,7 +11,7 @@ import os
 import re
 import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol, runtime_checkable
@@ -78,6 +78,17 @@ class ObjectStore(Protocol):
     ) -> None:
         """Store the file at `source` as `s3://bucket/key`, encrypted with `kms_key_id` when
         given (SSE-KMS)."""
+        ...
+
+    def open_object(self, obj: ObjectInfo) -> AbstractContextManager[BinaryIO]:
+        """The object's content as a readable stream, for `with store.open_object(obj) as f:`.
+
+        The content is streamed as it is read (never held whole in memory); the stream may not be
+        seekable. A missing object or bucket raises StoreError when the block is entered; reads
+        that fail part-way raise StoreError too (StoreUnreachable when the store cannot be used
+        at all). Where the store can tell, an object whose content no longer matches `obj.etag`
+        fails with StoreError code `PreconditionFailed` instead of mixing two versions.
+        """
         ...
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -71,6 +73,32 @@ class FolderStore:
             raise _no_such_key(obj.bucket, obj.key, self.root)
         with source, replacing(dest) as target:
             shutil.copyfileobj(source, target, _COPY_CHUNK)
+
+    @contextmanager
+    def open_object(self, obj: ObjectInfo) -> Iterator[BinaryIO]:
+        """The object's file opened for reading; reads go straight to the file, so nothing is
+        held in memory beyond the caller's own buffers.
+
+        When `obj` carries an ETag, the file must still have it (same size and modification
+        time), as S3 refuses a conditional GET of a replaced object: a job streams the version
+        that was listed, or fails, never a mix.
+        """
+        path = self._object_path(obj.bucket, obj.key)
+        source = _open_regular(path, obj) if path is not None else None
+        if source is None:
+            raise _no_such_key(obj.bucket, obj.key, self.root)
+        with source:
+            if obj.etag is not None:
+                current = _info(obj.bucket, obj.key, os.fstat(source.fileno())).etag
+                if current != obj.etag:
+                    raise StoreError(
+                        f"PreconditionFailed: s3://{obj.bucket}/{obj.key} in folder {self.root} "
+                        "changed after it was listed",
+                        code="PreconditionFailed",
+                        bucket=obj.bucket,
+                        key=obj.key,
+                    )
+            yield source
 
     def upload_file(
         self, source: Path, bucket: str, key: str, kms_key_id: str | None = None

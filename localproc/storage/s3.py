@@ -6,10 +6,11 @@ costs nothing until a store is actually opened.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import io
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urlsplit
 
 from localproc.storage import ObjectInfo, replacing
@@ -26,6 +27,8 @@ _CONCURRENCY = 10
 # Callers run several transfers in parallel, each using up to _CONCURRENCY connections; too small
 # a pool makes botocore discard connections and warn.
 _POOL_CONNECTIONS = 64
+# Reads of a streamed object go through a buffer this big; larger reads bypass it.
+_STREAM_BUFFER = 256 * 1024
 
 _WHAT_TO_DO = (
     "Start the endpoint or point localproc at a reachable one with --s3-endpoint-url, serve "
@@ -141,6 +144,27 @@ class S3Store:
         ):
             manager.download(obj.bucket, obj.key, target, subscribers=subscribers).result()
 
+    @contextmanager
+    def open_object(self, obj: ObjectInfo) -> Iterator[BinaryIO]:
+        """One GET whose body is read from the connection as the caller reads, never buffered
+        whole.
+
+        With the listing's ETag the GET is conditional (If-Match), like `download_file`'s ranged
+        GETs: an object replaced since it was listed fails with PreconditionFailed instead of
+        delivering another version than the plan showed. Errors while reading the body (the
+        connection dropped, a body shorter than its Content-Length) raise StoreError.
+        """
+        conditions = {} if obj.etag is None else {"IfMatch": f'"{obj.etag}"'}
+        with self._translated("read", obj.bucket, obj.key):
+            response = self._client.get_object(Bucket=obj.bucket, Key=obj.key, **conditions)
+        raw = _TranslatedBody(
+            response["Body"], lambda: self._translated("read", obj.bucket, obj.key)
+        )
+        # Closing the stream closes the HTTP response, which frees the connection even when the
+        # caller stops reading early (a pipe reader that went away).
+        with io.BufferedReader(raw, buffer_size=_STREAM_BUFFER) as stream:
+            yield stream
+
     def upload_file(
         self, source: Path, bucket: str, key: str, kms_key_id: str | None = None
     ) -> None:
@@ -230,6 +254,33 @@ class S3Store:
         else:
             message = f"{code}: cannot {action} {where} at {self.describe()}: {detail}"
         return StoreError(message, code=code, bucket=bucket, key=key)
+
+
+class _TranslatedBody(io.RawIOBase):
+    """botocore's StreamingBody as a raw stream whose read errors are StoreError/StoreUnreachable
+    like every other failure of this store, whatever the caller does with the exception."""
+
+    def __init__(self, body: Any, translated: Callable[[], AbstractContextManager[None]]) -> None:
+        super().__init__()
+        self._body = body
+        self._translated = translated
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        with self._translated():
+            # StreamingBody checks the byte count against Content-Length at the end, so a
+            # truncated body raises here instead of looking like a shorter object.
+            data = self._body.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._body.close()
+        super().close()
 
 
 class _NeverRaised(Exception):

@@ -1,0 +1,246 @@
+"""Run it like the service would: network isolation, instance-sized CPU and memory limits seen
+from inside the container, out-of-memory reported as such, VolumeSizeInGB enforced up front."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from docker_engine import (
+    Localproc,
+    job_payload,
+    resources_created_since,
+    s3_input,
+    s3_output,
+    script_input,
+    unique_name,
+)
+
+GIB = 2**30
+
+PROBE = r"""
+import json, os, socket, sys
+host, port = sys.argv[1], int(sys.argv[2])
+peers = json.load(open('/opt/ml/config/resourceconfig.json'))['hosts']
+result = {'peers': {}}
+for peer in peers:
+    try:
+        result['peers'][peer] = socket.gethostbyname(peer)
+    except OSError as err:
+        result['peers'][peer] = 'unresolved: %s' % err
+s = socket.socket(); s.settimeout(3)
+try:
+    s.connect((host, port)); result['host_service'] = 'reached'
+except OSError as err:
+    result['host_service'] = 'blocked: %s' % err
+me = json.load(open('/opt/ml/config/resourceconfig.json'))['current_host']
+open('/opt/ml/processing/out/%s.json' % me, 'w').write(json.dumps(result))
+"""
+
+
+@pytest.fixture
+def host_service(docker_client: Any) -> Iterator[tuple[str, int]]:
+    """A TCP server on the host, listening on the Docker bridge's gateway address."""
+    gateway = docker_client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
+    server = socket.socket()
+    server.bind((gateway, 0))
+    server.listen(16)
+    server.settimeout(0.5)
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                server.accept()[0].close()
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield gateway, server.getsockname()[1]
+    stop.set()
+    thread.join(timeout=2)
+    server.close()
+
+
+def probe_job(
+    localproc: Localproc, s3: Any, host: tuple[str, int], isolated: bool, count: int
+) -> dict[str, Any]:
+    bucket = s3.make_bucket()
+    name = unique_name("iso" if isolated else "open")
+    entrypoint, code = script_input(s3, bucket, PROBE)
+    payload = job_payload(
+        name,
+        entrypoint=entrypoint,
+        arguments=[host[0], str(host[1])],
+        inputs=[code],
+        outputs=[s3_output("out", f"s3://{bucket}/out", "/opt/ml/processing/out")],
+        instance_count=count,
+    )
+    payload["NetworkConfig"] = {"EnableNetworkIsolation": isolated}
+    result = localproc(
+        "run", str(localproc.write_payload(payload)), "--s3-endpoint-url", s3.endpoint_url
+    )
+    assert result.exit_code == 0, result.output
+    seen = {}
+    for i in range(1, count + 1):
+        body = s3.client.get_object(Bucket=bucket, Key=f"out/algo-{i}.json")["Body"].read()
+        seen[f"algo-{i}"] = json.loads(body)
+    return seen
+
+
+def test_isolated_instances_reach_each_other_but_not_the_host(
+    localproc: Localproc, s3: Any, host_service: tuple[str, int]
+) -> None:
+    seen = probe_job(localproc, s3, host_service, isolated=True, count=2)
+    for instance in seen.values():
+        assert instance["host_service"].startswith("blocked"), instance
+        assert all(address.count(".") == 3 for address in instance["peers"].values()), instance
+    assert seen["algo-1"]["peers"] == seen["algo-2"]["peers"]
+
+
+def test_without_isolation_the_host_service_is_reachable(
+    localproc: Localproc, s3: Any, host_service: tuple[str, int]
+) -> None:
+    seen = probe_job(localproc, s3, host_service, isolated=False, count=1)
+    assert seen["algo-1"]["host_service"] == "reached"
+
+
+LIMITS = r"""
+import json, os
+def read(path):
+    try:
+        return open(path).read().strip()
+    except OSError:
+        return None
+limits = {
+    'v1_quota': read('/sys/fs/cgroup/cpu/cpu.cfs_quota_us'),
+    'v1_period': read('/sys/fs/cgroup/cpu/cpu.cfs_period_us'),
+    'v1_memory': read('/sys/fs/cgroup/memory/memory.limit_in_bytes'),
+    'v2_cpu': read('/sys/fs/cgroup/cpu.max'),
+    'v2_memory': read('/sys/fs/cgroup/memory.max'),
+}
+print(json.dumps(limits), flush=True)
+import time; time.sleep(2)  # long enough for the engine's usage samples
+"""
+
+
+def cgroup_limits(stdout: str) -> tuple[float, int]:
+    line = next(line for line in stdout.splitlines() if line.startswith("algo-1 | {"))
+    seen = json.loads(line.split(" | ", 1)[1])
+    if seen["v2_cpu"]:
+        quota, period = seen["v2_cpu"].split()
+        return int(quota) / int(period), int(seen["v2_memory"])
+    return int(seen["v1_quota"]) / int(seen["v1_period"]), int(seen["v1_memory"])
+
+
+def test_cpu_and_memory_limits_match_the_instance_type(localproc: Localproc, s3: Any) -> None:
+    bucket = s3.make_bucket()
+    name = unique_name("limits")
+    entrypoint, code = script_input(s3, bucket, LIMITS)
+    payload = job_payload(name, entrypoint=entrypoint, inputs=[code])  # ml.t3.medium: 2 vCPU, 4 GiB
+
+    result = localproc(
+        "run", str(localproc.write_payload(payload)), "--s3-endpoint-url", s3.endpoint_url
+    )
+
+    assert result.exit_code == 0, result.output
+    assert cgroup_limits(result.stdout) == (2.0, 4 * GIB)
+    # The run reports each instance's peak memory and the smallest type that holds it.
+    assert "algo-1: peak memory" in result.stderr
+    assert "smallest ml.t3 that holds it: ml.t3.medium" in result.stderr
+
+
+def test_limits_are_scaled_to_the_host_and_can_be_turned_off(localproc: Localproc, s3: Any) -> None:
+    import psutil
+
+    bucket = s3.make_bucket()
+    entrypoint, code = script_input(s3, bucket, LIMITS)
+    big = job_payload(unique_name("scaled"), entrypoint=entrypoint, inputs=[code])
+    big["ProcessingResources"]["ClusterConfig"]["InstanceType"] = "ml.m5.24xlarge"  # 96 vCPUs
+
+    scaled = localproc(
+        "run", str(localproc.write_payload(big)), "--s3-endpoint-url", s3.endpoint_url
+    )
+
+    assert scaled.exit_code == 0, scaled.output
+    cpus = psutil.cpu_count()
+    factor = min(1.0, cpus / 96, psutil.virtual_memory().total * 0.9 / (384 * GIB))
+    seen_cpus, seen_memory = cgroup_limits(scaled.stdout)
+    assert seen_cpus == pytest.approx(round(96 * factor, 2), abs=0.01)
+    assert seen_memory == pytest.approx(384 * GIB * factor, rel=0.01)
+    assert "cannot hold 1 × ml.m5.24xlarge" in scaled.stderr
+
+    unlimited = job_payload(unique_name("unlimited"), entrypoint=entrypoint, inputs=[code])
+    free = localproc(
+        "run",
+        str(localproc.write_payload(unlimited)),
+        "--s3-endpoint-url",
+        s3.endpoint_url,
+        "--no-resource-limits",
+    )
+    assert free.exit_code == 0, free.output
+    assert cgroup_limits(free.stdout)[1] > 64 * GIB  # no memory limit: the cgroup's maximum
+
+
+HOG = r"""
+import sys
+hoard = []
+while True:
+    block = bytearray(64 * 1024 * 1024)
+    for i in range(0, len(block), 4096):
+        block[i] = 1  # touch every page so it is really used
+    hoard.append(block)
+    print('holding', len(hoard) * 64, 'MiB', flush=True)
+"""
+
+
+def test_memory_hog_is_reported_as_out_of_memory(localproc: Localproc, s3: Any) -> None:
+    bucket = s3.make_bucket()
+    name = unique_name("hog")
+    entrypoint, code = script_input(s3, bucket, HOG)
+    payload = job_payload(name, entrypoint=entrypoint, inputs=[code])
+
+    result = localproc(
+        "run", str(localproc.write_payload(payload)), "--s3-endpoint-url", s3.endpoint_url
+    )
+
+    assert result.exit_code == 1, result.output
+    reason = localproc.record(name)["FailureReason"]
+    assert reason.startswith("AlgorithmError: algo-1 ran out of memory")
+    assert "memory limit of 4096 MiB (ml.t3.medium)" in reason
+
+
+def test_inputs_larger_than_the_volume_fail_before_any_container(
+    localproc: Localproc, docker_client: Any, tmp_path: Path
+) -> None:
+    root = tmp_path / "s3"
+    data = root / "bucket" / "data"
+    data.mkdir(parents=True)
+    with (data / "big.bin").open("wb") as sparse:  # 2 GiB that take no disk space
+        sparse.truncate(2 * GIB)
+    name = unique_name("volume")
+    payload = job_payload(
+        name,
+        entrypoint=["true"],
+        inputs=[s3_input("data", "s3://bucket/data/", "/opt/ml/processing/data")],
+    )
+    payload["ProcessingResources"]["ClusterConfig"]["VolumeSizeInGB"] = 1
+    since = time.time()
+
+    result = localproc("run", str(localproc.write_payload(payload)), "--s3-root", str(root))
+
+    assert result.exit_code == 1
+    reason = localproc.record(name)["FailureReason"]
+    assert reason == (
+        "ClientError: The inputs of algo-1 (2.00 GiB) do not fit its VolumeSizeInGB of 1 GB "
+        "(1.00 GiB)."
+    )
+    assert resources_created_since(docker_client, since) == []
+    assert not (localproc.job_dir(name) / "staging").exists()
