@@ -43,7 +43,13 @@ from localproc.spec.job import JobSpec, job_from_request
 from localproc.spec.load import to_create_request
 from localproc.spec.validate import validate_create_request
 from localproc.storage import ObjectStore, open_store
-from localproc.transfer.staging import instance_input_mounts, list_inputs, stage_inputs
+from localproc.transfer.pipe import PipeFeeder
+from localproc.transfer.staging import (
+    instance_input_mounts,
+    list_inputs,
+    stage_inputs,
+    start_pipe_feeders,
+)
 from localproc.transfer.upload import UploadReport, upload_outputs
 
 EXIT_MESSAGE_LIMIT = 1024
@@ -111,12 +117,21 @@ def unsupported_features(job: JobSpec) -> list[str]:
     problems = []
     for item in job.inputs:
         if item.dataset_definition is not None:
-            problems.append(f"input '{item.name}': DatasetDefinition (Athena/Redshift) inputs")
-        elif item.s3 is not None and item.s3.input_mode == "Pipe":
-            problems.append(f"input '{item.name}': S3InputMode Pipe")
-        elif item.s3 is not None and item.s3.data_type == "ManifestFile":
-            problems.append(f"input '{item.name}': S3DataType ManifestFile")
+            problems.append(
+                f"input '{item.name}': DatasetDefinition inputs (Athena/Redshift queries) need "
+                "the AWS service to run the query; stage the query's result in S3 and use an "
+                "S3Input instead"
+            )
+        elif item.s3 is not None and item.s3.input_mode == "Pipe" and not _local_engine():
+            problems.append(
+                f"input '{item.name}': S3InputMode Pipe needs the Docker engine on this "
+                "machine's kernel (a FIFO does not cross to a remote DOCKER_HOST)"
+            )
     return problems
+
+
+def _local_engine() -> bool:
+    return os.environ.get("DOCKER_HOST", "unix://").startswith("unix://")
 
 
 def run_job(
@@ -263,6 +278,7 @@ class _Runner:
         self.staging_root = job_dir / "staging"
         self.started = time.monotonic()
         self.cluster: ClusterRun | None = None
+        self.feeders: list[PipeFeeder] = []
         self.stop_reason: str | None = None
         self.kill_now = False
         self.labels = {JOB_LABEL: job.name, RUNNER_LABEL: runner_label(runner_identity())}
@@ -286,6 +302,10 @@ class _Runner:
             assert self.plan is not None
             results = self._run_containers(self.plan, log_stream, colour)
             outcome.status, outcome.failure_reason = _judge(results, self.plan)
+            # A stream cut short by a missing object is the likely cause of any failure.
+            pipe_failure = self._stop_feeders()
+            if pipe_failure is not None:
+                outcome.status, outcome.failure_reason = "Failed", pipe_failure.reason
             outcome.usage = self._record_usage(results)
             outcome.exit_message = self._exit_message(self.plan)
         except JobFailure as failure:
@@ -319,6 +339,7 @@ class _Runner:
         if self.stop_reason is not None:
             return []  # stopped while staging: no container is started
         specs = [self._container_spec(plan, index) for index in range(len(plan.instances))]
+        self.feeders = start_pipe_feeders(plan, self.store, self.staging_root)
         self.engine.create_network(self.job.name, self.labels, self.job.network_isolation)
         sink = LogSink(log_stream, self.job_dir / "logs", colour=colour)
         cluster = ClusterRun(self.engine, specs, sink, self.settings.stop_grace_seconds)
@@ -447,7 +468,15 @@ class _Runner:
             },
         )
 
+    def _stop_feeders(self) -> JobFailure | None:
+        for feeder in self.feeders:
+            feeder.stop()
+        errors = [feeder.error() for feeder in self.feeders]
+        self.feeders = []
+        return next((error for error in errors if error is not None), None)
+
     def _clean_up(self) -> None:
+        self._stop_feeders()
         self.engine.remove_job_resources(self.job.name)
         if not self.settings.keep_staging:
             shutil.rmtree(self.staging_root, ignore_errors=True)

@@ -102,10 +102,27 @@ class StagedObject:
 
 
 @dataclass(frozen=True)
+class InputListing:
+    """An S3 input's objects in the order the job sees them. For a ManifestFile input,
+    `manifest_prefix` is the manifest's prefix key: each object lands at its key minus it."""
+
+    objects: Sequence[ObjectInfo]
+    manifest_prefix: str | None = None
+
+
+@dataclass(frozen=True)
 class InstanceInput:
     name: str
     local_path: str
     objects: tuple[StagedObject, ...]
+    mode: str = "File"  # File: staged on disk; Pipe: streamed into a FIFO
+    gzip: bool = False  # Pipe mode: decompress while streaming
+
+    @property
+    def fifo_name(self) -> str:
+        """Pipe mode's FIFO inside LocalPath: `<InputName>_0` (training's `<channel>_<epoch>`,
+        with the single epoch a processing job has)."""
+        return f"{self.name}_0"
 
     @property
     def total_bytes(self) -> int:
@@ -179,23 +196,31 @@ def safe_relative_path(relative: str, key: str, input_name: str) -> str:
     return "/".join(parts)
 
 
-def plan_input_objects(item: InputSpec, listing: Sequence[ObjectInfo]) -> list[StagedObject]:
-    """Objects of one S3Prefix input with their relative paths, in S3 listing order."""
+def plan_input_objects(item: InputSpec, listing: InputListing) -> list[StagedObject]:
+    """Objects of one S3 input with their relative paths, in listing (or manifest) order."""
     assert item.s3 is not None
     _, prefix = parse_s3_uri(item.s3.s3_uri)
     staged: list[StagedObject] = []
-    for obj in listing:
-        if obj.key.endswith("/"):  # folder markers made by consoles hold no data
+    seen: set[tuple[str, str]] = set()
+    for obj in listing.objects:
+        if listing.manifest_prefix is not None:
+            relative = obj.key[len(listing.manifest_prefix) :]
+            if item.s3.input_mode == "File" and (obj.bucket, obj.key) in seen:
+                continue  # a manifest may list an object twice; a folder holds it once
+            seen.add((obj.bucket, obj.key))
+        elif obj.key.endswith("/"):  # folder markers made by consoles hold no data
             continue
-        relative = safe_relative_path(relative_input_path(prefix, obj.key), obj.key, item.name)
-        staged.append(StagedObject(obj, relative))
+        else:
+            relative = relative_input_path(prefix, obj.key)
+        staged.append(StagedObject(obj, safe_relative_path(relative, obj.key, item.name)))
     if not staged:
         raise client_error(
             f'No S3 objects found under S3 URL "{item.s3.s3_uri}" given in input data source '
             f"'{item.name}'. Please ensure that the bucket exists and that objects exist under "
             "that S3 prefix."
         )
-    _reject_path_conflicts(staged, item.name)
+    if item.s3.input_mode == "File":
+        _reject_path_conflicts(staged, item.name)
     return staged
 
 
@@ -224,7 +249,7 @@ def check_disk_space(instances: Sequence[InstancePlan], job: JobSpec, host: Host
     (VolumeSizeInGB) or on this host's disk."""
     volume = job.volume_size_gb * 2**30
     for instance in instances:
-        staged = sum(item.total_bytes for item in instance.inputs)
+        staged = sum(item.total_bytes for item in instance.inputs if item.mode == "File")
         if staged > volume:
             raise client_error(
                 f"The inputs of {instance.host} ({_gib(staged)}) do not fit its "
@@ -234,6 +259,7 @@ def check_disk_space(instances: Sequence[InstancePlan], job: JobSpec, host: Host
         (o.source.bucket, o.source.key): o.source.size
         for instance in instances
         for item in instance.inputs
+        if item.mode == "File"
         for o in item.objects
     }
     needed = sum(unique.values())
@@ -250,14 +276,14 @@ def _gib(count: int) -> str:
 
 def build_plan(
     job: JobSpec,
-    listings: Mapping[str, Sequence[ObjectInfo]],
+    listings: Mapping[str, InputListing],
     image: ImageConfig,
     region: str,
     host: HostCapacity,
     account: str | None = None,
     resource_limits_enabled: bool = True,
 ) -> JobPlan:
-    """`listings` maps each S3 input's name to its objects in S3 listing order."""
+    """`listings` maps each S3 input's name to its objects (see `InputListing`)."""
     arn = job_arn(job.name, region, account)
     hosts = tuple(f"algo-{i}" for i in range(1, job.instance_count + 1))
     per_input = {
@@ -309,4 +335,10 @@ def _instance_input(
     chosen = (
         shard(objects, index, count) if item.s3.distribution == "ShardedByS3Key" else tuple(objects)
     )
-    return InstanceInput(item.name, item.s3.local_path, chosen)
+    return InstanceInput(
+        item.name,
+        item.s3.local_path,
+        chosen,
+        mode=item.s3.input_mode,
+        gzip=item.s3.compression == "Gzip",
+    )

@@ -260,12 +260,30 @@ def test_payload_from_stdin_and_describe_shape(localproc: Localproc, s3: Any) ->
     assert "FailureReason" not in record
 
 
-def test_features_of_later_versions_are_refused_with_exit_4(localproc: Localproc) -> None:
-    payload = valid("pipe-mode")
-    payload["ProcessingInputs"][0]["S3Input"]["S3InputMode"] = "Pipe"
+def test_dataset_definition_inputs_are_refused_with_exit_4_naming_the_input(
+    localproc: Localproc,
+) -> None:
+    payload = valid("athena")
+    payload["ProcessingInputs"].append(
+        {
+            "InputName": "query",
+            "DatasetDefinition": {
+                "AthenaDatasetDefinition": {
+                    "Catalog": "AwsDataCatalog",
+                    "Database": "sales",
+                    "QueryString": "SELECT * FROM orders",
+                    "OutputS3Uri": "s3://bucket/athena/",
+                    "OutputFormat": "PARQUET",
+                },
+                "LocalPath": "/opt/ml/processing/query",
+                "DataDistributionType": "FullyReplicated",
+                "InputMode": "File",
+            },
+        }
+    )
 
     result = localproc("run", str(localproc.write_payload(payload)))
 
     assert result.exit_code == 4
-    assert "input 'data': S3InputMode Pipe" in result.stderr
+    assert "input 'query': DatasetDefinition inputs (Athena/Redshift queries)" in result.stderr
     assert not localproc.state_dir.exists()

@@ -8,6 +8,7 @@ from localproc.errors import JobFailure
 from localproc.plan import (
     HostCapacity,
     ImageConfig,
+    InputListing,
     StagedObject,
     build_plan,
     relative_input_path,
@@ -57,8 +58,8 @@ def test_relative_input_path(prefix: str, key: str, relative: str) -> None:
     assert relative_input_path(prefix, key) == relative
 
 
-def objects(*keys: str) -> list[ObjectInfo]:
-    return [ObjectInfo("b", key, 1, "e") for key in keys]
+def objects(*keys: str) -> InputListing:
+    return InputListing([ObjectInfo("b", key, 1, "e") for key in keys])
 
 
 def request(**overrides: object) -> dict:
@@ -103,7 +104,7 @@ def test_plan_shards_in_listing_order_and_skips_folder_markers() -> None:
 
 
 def test_shard_sizes_differ_by_at_most_one() -> None:
-    staged = [StagedObject(o, o.key) for o in objects("a", "b")]
+    staged = [StagedObject(o, o.key) for o in objects("a", "b").objects]
     assert [len(shard(staged, i, 3)) for i in range(3)] == [1, 1, 0]
 
 
@@ -153,7 +154,7 @@ def test_limits_off_and_gpus_without_runtime() -> None:
 
 
 def test_inputs_larger_than_the_volume_fail_before_staging() -> None:
-    big = [ObjectInfo("b", "p/big", 6 * GIB, "e")]
+    big = InputListing([ObjectInfo("b", "p/big", 6 * GIB, "e")])
     job = job_from_request(request())  # VolumeSizeInGB 5, one shard gets the object
     with pytest.raises(JobFailure) as failure:
         build_plan(job, {"data": big}, IMAGE, "us-east-1", HOST)
@@ -162,9 +163,30 @@ def test_inputs_larger_than_the_volume_fail_before_staging() -> None:
 
 def test_inputs_larger_than_the_free_disk_fail_before_staging() -> None:
     tight = HostCapacity(cpus=64, memory_bytes=512 * GIB, free_disk_bytes=GIB)
-    two = [ObjectInfo("b", "p/a", GIB, "e"), ObjectInfo("b", "p/b", GIB, "e")]
+    two = InputListing([ObjectInfo("b", "p/a", GIB, "e"), ObjectInfo("b", "p/b", GIB, "e")])
     with pytest.raises(JobFailure) as failure:
         build_plan(job_from_request(request()), {"data": two}, IMAGE, "us-east-1", tight)
     assert "(2.00 GiB) do not fit the free disk space of this host (1.00 GiB free" in (
         failure.value.reason
     )
+
+
+def test_manifest_objects_land_at_their_entries_and_duplicates_are_staged_once() -> None:
+    listing = InputListing(
+        [ObjectInfo("b", k, 1, "e") for k in ("m/a/1.csv", "m/b.csv", "m/a/1.csv")],
+        manifest_prefix="m/",
+    )
+    req = request()
+    req["ProcessingResources"]["ClusterConfig"]["InstanceCount"] = 1
+    plan = build_plan(job_from_request(req), {"data": listing}, IMAGE, "us-east-1", HOST)
+    assert [o.relative_path for o in plan.instances[0].inputs[0].objects] == ["a/1.csv", "b.csv"]
+
+
+def test_pipe_inputs_are_not_counted_against_the_disk_and_name_their_fifo() -> None:
+    req = request()
+    req["ProcessingInputs"][0]["S3Input"] |= {"S3InputMode": "Pipe", "S3CompressionType": "Gzip"}
+    req["ProcessingResources"]["ClusterConfig"]["VolumeSizeInGB"] = 1
+    big = InputListing([ObjectInfo("b", "p/big", 6 * GIB, "e")])
+    plan = build_plan(job_from_request(req), {"data": big}, IMAGE, "us-east-1", HOST)
+    first = plan.instances[0].inputs[0]
+    assert (first.mode, first.gzip, first.fifo_name) == ("Pipe", True, "data_0")

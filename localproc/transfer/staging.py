@@ -9,23 +9,30 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from localproc.errors import client_error
-from localproc.plan import InstancePlan, JobPlan, StagedObject
+from localproc.plan import InputListing, InstancePlan, JobPlan, StagedObject
 from localproc.spec.job import JobSpec
-from localproc.storage import ObjectInfo, ObjectStore, StoreError, parse_s3_uri
+from localproc.storage import ObjectStore, StoreError, parse_s3_uri
+from localproc.transfer.manifest import read_manifest
+from localproc.transfer.pipe import PipeFeeder, make_fifo
 
 DOWNLOAD_WORKERS = 8
 
 
-def list_inputs(job: JobSpec, store: ObjectStore) -> dict[str, list[ObjectInfo]]:
-    """Each S3 input's objects in listing order. Store errors fail the job as ClientError;
-    an unreachable store raises StoreUnreachable (the run could not happen here)."""
-    listings: dict[str, list[ObjectInfo]] = {}
+def list_inputs(job: JobSpec, store: ObjectStore) -> dict[str, InputListing]:
+    """Each S3 input's objects: the S3 listing under its prefix, or the objects its manifest
+    names. Store errors and bad manifests fail the job as ClientError; an unreachable store
+    raises StoreUnreachable (the run could not happen here)."""
+    listings: dict[str, InputListing] = {}
     for item in job.inputs:
         if item.s3 is None:
             continue
+        if item.s3.data_type == "ManifestFile":
+            manifest = read_manifest(store, item.s3.s3_uri, item.name)
+            listings[item.name] = InputListing(manifest.objects, manifest_prefix=manifest.prefix)
+            continue
         bucket, prefix = parse_s3_uri(item.s3.s3_uri)
         try:
-            listings[item.name] = store.list_objects(bucket, prefix)
+            listings[item.name] = InputListing(store.list_objects(bucket, prefix))
         except StoreError as err:
             raise client_error(
                 f"Cannot list input '{item.name}' ({item.s3.s3_uri}): {err}"
@@ -53,6 +60,9 @@ def stage_inputs(
         for item in instance.inputs:
             root = input_dir(staging_root, instance.host, item.name)
             _make_writable_dir(root)
+            if item.mode == "Pipe":
+                make_fifo(root / item.fifo_name)  # fed while the container runs
+                continue
             for staged in item.objects:
                 dest = root / staged.relative_path
                 identity = (staged.source.bucket, staged.source.key)
@@ -79,6 +89,23 @@ def stage_inputs(
     for source, dest in links:
         _make_writable_dir(dest.parent)
         os.link(source, dest)
+
+
+def start_pipe_feeders(plan: JobPlan, store: ObjectStore, staging_root: Path) -> list[PipeFeeder]:
+    """One feeder per instance and Pipe input, streaming that instance's objects (its shard)
+    into the FIFO in order; each waits for the container to open its end."""
+    feeders = []
+    for instance in plan.instances:
+        for item in instance.inputs:
+            if item.mode != "Pipe":
+                continue
+            fifo = input_dir(staging_root, instance.host, item.name) / item.fifo_name
+            feeder = PipeFeeder(
+                fifo, [o.source for o in item.objects], store, gzip=item.gzip, input_name=item.name
+            )
+            feeder.start()
+            feeders.append(feeder)
+    return feeders
 
 
 def instance_input_mounts(staging_root: Path, instance: InstancePlan) -> list[tuple[Path, str]]:
