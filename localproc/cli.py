@@ -72,50 +72,53 @@ def validate(payload: PayloadArg) -> None:
     typer.echo("OK")
 
 
-@app.command()
-def run(
-    payload: PayloadArg,
-    s3_root: S3RootOption = None,
-    s3_endpoint_url: Annotated[
-        str | None,
-        typer.Option(help="S3 endpoint to use instead of AWS (also AWS_ENDPOINT_URL_S3)."),
-    ] = None,
-    region: Annotated[
-        str | None, typer.Option(help="AWS region (default: AWS_REGION, else us-east-1).")
-    ] = None,
-    state_dir: StateDirOption = DEFAULT_STATE_DIR,
-    name: Annotated[str | None, typer.Option(help="Use this ProcessingJobName instead.")] = None,
-    keep_staging: Annotated[
-        bool, typer.Option(help="Keep the downloaded inputs in the job's folder after the run.")
-    ] = False,
-    stop_grace: Annotated[
-        float, typer.Option(help="Seconds between SIGTERM and SIGKILL when containers are stopped.")
-    ] = 10.0,
-    no_resource_limits: Annotated[
-        bool,
-        typer.Option(
-            "--no-resource-limits",
-            help="Do not limit the containers to their instance type's CPUs and memory.",
-        ),
-    ] = False,
-    detach: Annotated[
-        bool,
-        typer.Option(
-            "--detach",
-            help="Print the job's ARN and return at once; the job runs on in the background.",
-        ),
-    ] = False,
-    as_json: JsonOption = False,
-) -> None:
-    """Run a processing job: stage inputs, run the containers, upload outputs, record the job.
+S3EndpointOption = Annotated[
+    str | None,
+    typer.Option(
+        "--s3-endpoint-url", help="S3 endpoint to use instead of AWS (also AWS_ENDPOINT_URL_S3)."
+    ),
+]
+RegionOption = Annotated[
+    str | None,
+    typer.Option(
+        help="AWS region for the ARN, AWS_REGION and prices (default: AWS_REGION or us-east-1)."
+    ),
+]
+NameOption = Annotated[str | None, typer.Option(help="Use this ProcessingJobName instead.")]
+KeepStagingOption = Annotated[
+    bool, typer.Option(help="Keep the downloaded inputs in the job's folder after the run.")
+]
+StopGraceOption = Annotated[
+    float, typer.Option(help="Seconds between SIGTERM and SIGKILL when containers are stopped.")
+]
+NoLimitsOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-resource-limits",
+        help="Do not limit the containers to their instance type's CPUs and memory.",
+    ),
+]
+DetachOption = Annotated[
+    bool,
+    typer.Option(
+        "--detach",
+        help="Print the job's ARN and return at once; the job runs on in the background.",
+    ),
+]
 
-    Exit codes: 0 Completed, 1 Failed, 2 rejected before anything started,
-    3 Stopped, 4 could not run here (no Docker engine, S3 unreachable, image missing).
-    """
-    from localproc.jobs import RunSettings, run_job
-    from localproc.records import JobStore, describe_shape
 
-    settings = RunSettings(
+def _settings(
+    state_dir: Path,
+    s3_root: Path | None,
+    s3_endpoint_url: str | None,
+    region: str | None,
+    keep_staging: bool = False,
+    stop_grace: float = 10.0,
+    no_resource_limits: bool = False,
+) -> Any:
+    from localproc.jobs import RunSettings
+
+    return RunSettings(
         state_dir=state_dir.expanduser(),
         s3_root=s3_root,
         s3_endpoint_url=s3_endpoint_url,
@@ -124,15 +127,124 @@ def run(
         stop_grace_seconds=stop_grace,
         resource_limits=not no_resource_limits,
     )
+
+
+@app.command()
+def plan(
+    payload: PayloadArg,
+    s3_root: S3RootOption = None,
+    s3_endpoint_url: S3EndpointOption = None,
+    region: RegionOption = None,
+    state_dir: StateDirOption = DEFAULT_STATE_DIR,
+    name: NameOption = None,
+    no_resource_limits: NoLimitsOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Dry run: what `run` would do, per instance, and what the job would cost on SageMaker.
+    Starts no container and writes nothing. Exit 0, or 1 when the job would fail."""
+    from localproc.dryrun import plan_document
+    from localproc.jobs import prepare
+    from localproc.render import plan_text
+
+    settings = _settings(
+        state_dir, s3_root, s3_endpoint_url, region, no_resource_limits=no_resource_limits
+    )
+    try:
+        doc = plan_document(prepare(_load_request(payload, name), settings, dry_run=True))
+    except LocalprocError as err:
+        _fail(err)
+    typer.echo(json.dumps(doc, indent=2) if as_json else plan_text(doc))
+    raise typer.Exit(int(ExitStatus.FAILED) if doc["Problem"] else 0)
+
+
+@app.command()
+def run(
+    payload: PayloadArg,
+    s3_root: S3RootOption = None,
+    s3_endpoint_url: S3EndpointOption = None,
+    region: RegionOption = None,
+    state_dir: StateDirOption = DEFAULT_STATE_DIR,
+    name: NameOption = None,
+    keep_staging: KeepStagingOption = False,
+    stop_grace: StopGraceOption = 10.0,
+    no_resource_limits: NoLimitsOption = False,
+    detach: DetachOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Run a processing job: stage inputs, run the containers, upload outputs, record the job.
+
+    Exit codes: 0 Completed, 1 Failed, 2 rejected before anything started,
+    3 Stopped, 4 could not run here (no Docker engine, S3 unreachable, image missing).
+    """
+    settings = _settings(
+        state_dir, s3_root, s3_endpoint_url, region, keep_staging, stop_grace, no_resource_limits
+    )
+    try:
+        request = _load_request(payload, name)
+    except LocalprocError as err:
+        _fail(err)
+    _run_request(request, settings, detach, as_json)
+
+
+@app.command()
+def reproduce(
+    job_name: Annotated[str, typer.Argument(help="The SageMaker processing job to reproduce.")],
+    sagemaker_endpoint_url: Annotated[
+        str | None,
+        typer.Option(help="SageMaker API endpoint to read the job from (default: AWS's)."),
+    ] = None,
+    instance_type: Annotated[
+        str | None, typer.Option(help="Override (or supply) the instance type.")
+    ] = None,
+    instance_count: Annotated[
+        int | None, typer.Option(help="Override (or supply) the instance count.")
+    ] = None,
+    volume_size_gb: Annotated[
+        int | None, typer.Option(help="Override (or supply) VolumeSizeInGB (default 30).")
+    ] = None,
+    s3_root: S3RootOption = None,
+    s3_endpoint_url: S3EndpointOption = None,
+    region: RegionOption = None,
+    state_dir: StateDirOption = DEFAULT_STATE_DIR,
+    name: NameOption = None,
+    keep_staging: KeepStagingOption = False,
+    stop_grace: StopGraceOption = 10.0,
+    no_resource_limits: NoLimitsOption = False,
+    detach: DetachOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Fetch a real job's DescribeProcessingJob and run it here, under the same name (or
+    --name). Its inputs come from the same S3 URIs (or --s3-root). Exit codes as for `run`."""
+    from localproc.jobs import prepare_request, resolve_region
+    from localproc.remote import describe_remote_job
+    from localproc.reproduce import ResourceOverrides, request_from_description
+
+    settings = _settings(
+        state_dir, s3_root, s3_endpoint_url, region, keep_staging, stop_grace, no_resource_limits
+    )
+    where = sagemaker_endpoint_url or f"SageMaker in {resolve_region(region)}"
+    overrides = ResourceOverrides(instance_type, instance_count, volume_size_gb)
+    try:
+        described = describe_remote_job(job_name, resolve_region(region), sagemaker_endpoint_url)
+        request = prepare_request(request_from_description(described, overrides, where), name)
+    except LocalprocError as err:
+        _fail(err)
+    _notify(f"reproducing {job_name} from {where} as {request['ProcessingJobName']}")
+    _run_request(request, settings, detach, as_json)
+
+
+def _run_request(request: dict[str, Any], settings: Any, detach: bool, as_json: bool) -> NoReturn:
+    from localproc.jobs import run_job
+    from localproc.records import JobStore, describe_shape
+    from localproc.render import run_summary
+
     log_stream = sys.stderr if as_json else sys.stdout
     colour = log_stream.isatty() and "NO_COLOR" not in os.environ
     try:
-        request = _load_request(payload, name)
         if detach:
             from localproc.detach import start_detached
 
-            arn = start_detached(request, settings)
-            typer.echo(arn)
+            typer.echo(start_detached(request, settings))
             raise typer.Exit(0)
         outcome = run_job(
             request, settings, log_stream, _notify, colour=colour, handle_signals=True
@@ -145,7 +257,7 @@ def run(
     else:
         for line in outcome.usage:
             _notify(line)
-        typer.echo(_summary(outcome))
+        typer.echo(run_summary(outcome))
     raise typer.Exit(int(outcome.exit_status))
 
 
@@ -175,9 +287,12 @@ def describe(
     if as_json:
         _print_json(described)
         return
-    from localproc.render import describe_table
+    from localproc.dryrun import actual_cost
+    from localproc.render import cost_text, describe_table
 
-    typer.echo(describe_table(described, _store(state_dir).job_dir(name)))
+    cost = actual_cost(described)
+    job_dir = _store(state_dir).job_dir(name)
+    typer.echo(describe_table(described, job_dir, cost_text(cost) if cost else None))
 
 
 @app.command("list")
@@ -325,31 +440,63 @@ def gc(
     )
 
 
+@app.command()
+def serve(
+    host: Annotated[
+        str,
+        typer.Option(
+            help="Address to listen on. Requests are not signature-checked: anything but a "
+            "loopback address lets others run containers on this host."
+        ),
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port; 0 picks a free one (printed on start).")] = 8080,
+    max_concurrent_jobs: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="At most this many of the server's jobs run at once; beyond it "
+            "CreateProcessingJob answers ResourceLimitExceeded.",
+        ),
+    ] = 4,
+    s3_root: S3RootOption = None,
+    s3_endpoint_url: Annotated[
+        str | None,
+        typer.Option(help="S3 endpoint for the jobs instead of AWS (also AWS_ENDPOINT_URL_S3)."),
+    ] = None,
+    region: Annotated[
+        str | None, typer.Option(help="AWS region (default: AWS_REGION, else us-east-1).")
+    ] = None,
+    state_dir: StateDirOption = DEFAULT_STATE_DIR,
+    keep_staging: Annotated[
+        bool, typer.Option(help="Keep the downloaded inputs in each job's folder after the run.")
+    ] = False,
+    stop_grace: Annotated[
+        float, typer.Option(help="Seconds between SIGTERM and SIGKILL when containers are stopped.")
+    ] = 10.0,
+) -> None:
+    """A SageMaker-compatible endpoint (AWS JSON 1.1) for Create/Describe/List/Stop/Delete
+    ProcessingJob, so boto3, the AWS CLI and the SageMaker Python SDK run jobs here
+    (`--endpoint-url http://127.0.0.1:PORT`). Jobs run in background processes and keep running
+    when the server stops (Ctrl-C or SIGTERM); StopProcessingJob or `localproc stop` stops them."""
+    from localproc.jobs import RunSettings
+    from localproc.server import serve as serve_forever
+
+    settings = RunSettings(
+        state_dir=state_dir.expanduser(),
+        s3_root=s3_root,
+        s3_endpoint_url=s3_endpoint_url,
+        region=region,
+        keep_staging=keep_staging,
+        stop_grace_seconds=stop_grace,
+    )
+    try:
+        serve_forever(settings, host, port, max_concurrent_jobs)
+    except LocalprocError as err:
+        _fail(err)
+
+
 def _notify(message: str) -> None:
     typer.echo(f"localproc: {message}", err=True)
-
-
-def _summary(outcome: Any) -> str:
-    uploads = outcome.uploads
-    parts = [
-        f"{outcome.status}: {outcome.name} in {outcome.seconds:.1f} s",
-        f"{len(uploads.uploaded)} output file(s), {_size(uploads.bytes)} uploaded",
-    ]
-    if outcome.failure_reason:
-        parts.append(f"FailureReason: {outcome.failure_reason}")
-    if outcome.exit_message:
-        parts.append(f"ExitMessage: {outcome.exit_message.strip()}")
-    parts.append(f"logs and outputs: {outcome.job_dir}")
-    return " · ".join(parts)
-
-
-def _size(count: int) -> str:
-    size = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{count} B"
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ import psutil
 
 from localproc.errors import CannotRunHere, ExitStatus, JobFailure, algorithm_error
 from localproc.manage import collect_garbage, runner_identity, runner_label
-from localproc.plan import HostCapacity, JobPlan, build_plan, job_arn
+from localproc.plan import HostCapacity, ImageConfig, JobPlan, build_plan, job_arn
 from localproc.records import PRIVATE_KEY, JobStore, now, timestamp
 from localproc.runtime import JOB_LABEL, RUNNER_LABEL, firewall
 from localproc.runtime.cluster import DEADLINE_REASON, ClusterRun, InstanceResult
@@ -134,6 +134,68 @@ def _local_engine() -> bool:
     return os.environ.get("DOCKER_HOST", "unix://").startswith("unix://")
 
 
+@dataclass
+class Preparation:
+    """Everything `run` decides before it creates anything, and all that `plan` shows: the two
+    share this one code path, so what `plan` shows is what `run` does."""
+
+    job: JobSpec
+    region: str
+    arn: str
+    store: ObjectStore
+    engine: DockerEngine | None  # None only for `plan` on a host where no engine answers
+    image: ImageConfig
+    image_status: str
+    host: HostCapacity
+    plan: JobPlan | None = None
+    failure: JobFailure | None = None  # a problem that will fail the job (e.g. empty prefix)
+    notes: list[str] = field(default_factory=list)
+
+
+def prepare(request: dict[str, Any], settings: RunSettings, dry_run: bool = False) -> Preparation:
+    """Validate what only this host can tell (engine, image, S3, the inputs) and plan the job.
+    Reads only: no container, network, folder, record or S3 object is created. With `dry_run`,
+    a missing engine or image is reported instead of refused, and nothing is pulled."""
+    job = job_from_request(request)
+    unsupported = unsupported_features(job)
+    if unsupported:
+        raise CannotRunHere("This version of localproc cannot run: " + "; ".join(unsupported) + ".")
+    region = resolve_region(settings.region)
+    arn = job_arn(job.name, region)
+    records = JobStore(settings.state_dir)
+    if records.exists(job.name) and not dry_run:
+        records.claim(job.name, arn)  # raises ResourceInUse with the service's wording
+    store = open_store(settings.s3_root, settings.s3_endpoint_url, region)
+    engine, image, image_status = _engine_and_image(job.image_uri, dry_run)
+    host = measure_host(engine, settings.state_dir)
+    preparation = Preparation(job, region, arn, store, engine, image, image_status, host)
+    try:
+        preparation.plan = build_plan(
+            job, list_inputs(job, store), image, region, host,
+            resource_limits_enabled=settings.resource_limits,
+        )  # fmt: skip
+    except JobFailure as failure:  # e.g. an empty prefix: the job exists, and fails
+        preparation.failure = failure
+    preparation.notes = _notes(job, preparation.plan)
+    return preparation
+
+
+def _engine_and_image(uri: str, dry_run: bool) -> tuple[DockerEngine | None, ImageConfig, str]:
+    unknown = ImageConfig(uri, entrypoint=None, cmd=None, present=False)
+    try:
+        engine = DockerEngine.connect()
+    except CannotRunHere:
+        if not dry_run:
+            raise
+        return None, unknown, "unknown: no Docker engine answers"
+    if not dry_run:
+        return engine, engine.image_config(uri), "present on this host"
+    try:
+        return engine, engine.image_config(uri, pull=False), "present on this host"
+    except CannotRunHere:
+        return engine, unknown, "not on this host: run would pull it"
+
+
 def run_job(
     request: dict[str, Any],
     settings: RunSettings,
@@ -145,42 +207,23 @@ def run_job(
     """Run a validated request to its end. With `handle_signals`, SIGINT and SIGTERM stop the
     job (Stopping → Stopped) instead of killing this process; a second SIGINT kills the
     containers at once."""
-    job = job_from_request(request)
-    unsupported = unsupported_features(job)
-    if unsupported:
-        raise CannotRunHere("This version of localproc cannot run: " + "; ".join(unsupported) + ".")
-    region = resolve_region(settings.region)
-    arn = job_arn(job.name, region)
+    prepared = prepare(request, settings)
+    job, engine = prepared.job, prepared.engine
+    assert engine is not None
     records = JobStore(settings.state_dir)
-    if records.exists(job.name):
-        records.claim(job.name, arn)  # raises ResourceInUse with the service's wording
-    store = open_store(settings.s3_root, settings.s3_endpoint_url, region)
-    engine = DockerEngine.connect()
-    image = engine.image_config(job.image_uri)
     # Leftovers of runs that died (killed, crashed, rebooted) are cleaned before this one starts.
     collect_garbage(records, engine)
-
-    planning_failure: JobFailure | None = None
-    plan: JobPlan | None = None
-    host = measure_host(engine, settings.state_dir)
-    try:
-        plan = build_plan(
-            job, list_inputs(job, store), image, region, host,
-            resource_limits_enabled=settings.resource_limits,
-        )  # fmt: skip
-    except JobFailure as failure:  # e.g. an empty prefix: the job exists, and fails
-        planning_failure = failure
-    for note in _notes(job, plan):
+    for note in prepared.notes:
         notify(note)
 
-    job_dir = records.claim(job.name, arn)
-    records.create(job.name, _initial_record(job, arn, settings))
-    runner = _Runner(job, plan, settings, store, engine, records, job_dir, notify)
+    job_dir = records.claim(job.name, prepared.arn)
+    records.create(job.name, _initial_record(job, prepared.arn, settings))
+    runner = _Runner(job, prepared.plan, settings, prepared.store, engine, records, job_dir, notify)
     with _stop_on_signals(runner) if handle_signals else contextlib.nullcontext():
-        return runner.execute(planning_failure, log_stream, colour)
+        return runner.execute(prepared.failure, log_stream, colour)
 
 
-def measure_host(engine: DockerEngine, state_dir: Path) -> HostCapacity:
+def measure_host(engine: DockerEngine | None, state_dir: Path) -> HostCapacity:
     where = state_dir
     while not where.exists():  # the state dir may not exist yet: measure the disk it will be on
         where = where.parent
@@ -188,7 +231,7 @@ def measure_host(engine: DockerEngine, state_dir: Path) -> HostCapacity:
         cpus=psutil.cpu_count() or 1,
         memory_bytes=psutil.virtual_memory().total,
         free_disk_bytes=shutil.disk_usage(where).free,
-        has_nvidia_runtime=engine.has_nvidia_runtime(),
+        has_nvidia_runtime=engine is not None and engine.has_nvidia_runtime(),
     )
 
 

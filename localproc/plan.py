@@ -26,6 +26,7 @@ class ImageConfig:
     uri: str
     entrypoint: tuple[str, ...] | None
     cmd: tuple[str, ...] | None
+    present: bool = True  # False: not on this host (yet), so ENTRYPOINT and CMD are unknown
 
 
 @dataclass(frozen=True)

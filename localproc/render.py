@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 
-def describe_table(described: dict[str, Any], job_dir: Path) -> str:
+def describe_table(described: dict[str, Any], job_dir: Path, cost: str | None = None) -> str:
     cluster = described.get("ProcessingResources", {}).get("ClusterConfig", {})
     app = described.get("AppSpecification", {})
     rows = [
@@ -29,6 +29,7 @@ def describe_table(described: dict[str, Any], job_dir: Path) -> str:
             ),
         ),
         ("Folder", str(job_dir)),
+        ("SageMaker cost", cost or ""),
     ]
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"{label:<{width}}  {value}" for label, value in rows if value)
@@ -56,3 +57,97 @@ def list_table(page: dict[str, Any]) -> str:
     if "NextToken" in page:
         lines.append(f"more: --next-token {page['NextToken']}")
     return "\n".join(lines)
+
+
+def plan_text(doc: dict[str, Any], first_keys: int = 5) -> str:
+    lines = [f"Job {doc['ProcessingJobName']} ({doc['ProcessingJobArn']})"]
+    lines.append(f"Image: {doc['Image']['Uri']} ({doc['Image']['Status']})")
+    argv = doc["Command"]["Argv"]
+    lines.append(
+        "Command: "
+        + (
+            " ".join(argv)
+            if argv is not None
+            else "the image's ENTRYPOINT/CMD (unknown until the image is pulled)"
+        )
+    )
+    env = ", ".join(f"{k}={v}" for k, v in sorted(doc["Environment"].items()))
+    lines.append(f"Environment: {env or '(none)'}")
+    inst = doc["Instances"]
+    if inst["CpuLimit"] is None:
+        limits = "no resource limits"
+    else:
+        limits = f"{inst['CpuLimit']:g} CPUs and {inst['MemoryLimitBytes'] / 2**30:.2f} GiB each"
+    gpus = f", {inst['Gpus']} GPU(s)" if inst["Gpus"] else ""
+    lines.append(f"Instances: {inst['Count']} × {inst['Type']}: {limits}{gpus}")
+    lines.append(f"Network: {doc['Network']}")
+    runtime = doc["MaxRuntimeInSeconds"]
+    lines.append(
+        f"Deadline: {runtime} s after the containers start (MaxRuntimeInSeconds)"
+        if runtime
+        else "Deadline: none (no StoppingCondition)"
+    )
+    lines.append(f"Inputs (from {doc['ObjectStore']}):")
+    for instance in doc["InstancePlans"]:
+        lines.append(f"  {instance['Host']}")
+        for item in instance["Inputs"]:
+            paths = [o["Path"] for o in item["Objects"][:first_keys]]
+            more = " …" if item["ObjectCount"] > first_keys else ""
+            where = f"pipe {item['Pipe']}" if item["Pipe"] else item["LocalPath"]
+            gzip = ", gzip" if item["Gzip"] else ""
+            lines.append(
+                f"    {item['InputName']} → {where} ({item['Mode']}{gzip}): "
+                f"{item['ObjectCount']} object(s), {_size(item['Bytes'])}"
+                + (f": {', '.join(paths)}{more}" if paths else "")
+            )
+    if doc["Outputs"]:
+        lines.append("Outputs:")
+        for out in doc["Outputs"]:
+            target = out["S3Uri"] if out["Uploaded"] else "not uploaded (AppManaged/Feature Store)"
+            lines.append(
+                f"  {out['OutputName']}: {out['LocalPath']} → {target} ({out['S3UploadMode']})"
+            )
+    lines.append("Estimated SageMaker cost: " + cost_text(doc["EstimatedCost"]))
+    lines.extend(f"Note: {note}" for note in doc["Notes"])
+    if doc["Problem"]:
+        lines.append(f"The job would fail: {doc['Problem']}")
+    return "\n".join(lines)
+
+
+def cost_text(estimate: dict[str, Any]) -> str:
+    if "Unavailable" in estimate:
+        return estimate["Unavailable"]
+    base = (
+        f"{estimate['InstanceCount']} × {estimate['InstanceType']} at "
+        f"${estimate['PricePerInstanceHourUsd']:g}/h in {estimate['Region']} "
+        f"(on-demand prices of {estimate['PricesTaken']})"
+    )
+    if "UpToUsd" in estimate:
+        bound = f"up to ${estimate['UpToUsd']:.4f} for {estimate['Seconds']} s"
+        return f"{bound} (MaxRuntimeInSeconds); {base}"
+    if "ActualUsd" in estimate:
+        return f"${estimate['ActualUsd']:.4f} for this run's {estimate['Seconds']:.0f} s; {base}"
+    return base
+
+
+def _size(count: int) -> str:
+    size = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{count} B"
+
+
+def run_summary(outcome: Any) -> str:
+    uploads = outcome.uploads
+    parts = [
+        f"{outcome.status}: {outcome.name} in {outcome.seconds:.1f} s",
+        f"{len(uploads.uploaded)} output file(s), {_size(uploads.bytes)} uploaded",
+    ]
+    if outcome.failure_reason:
+        parts.append(f"FailureReason: {outcome.failure_reason}")
+    if outcome.exit_message:
+        parts.append(f"ExitMessage: {outcome.exit_message.strip()}")
+    parts.append(f"logs and outputs: {outcome.job_dir}")
+    return " · ".join(parts)
