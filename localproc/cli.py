@@ -98,6 +98,18 @@ NoLimitsOption = Annotated[
         help="Do not limit the containers to their instance type's CPUs and memory.",
     ),
 ]
+NoCacheOption = Annotated[
+    bool,
+    typer.Option("--no-cache", help="Download every input object, ignoring the input cache."),
+]
+CacheSizeOption = Annotated[
+    float,
+    typer.Option(
+        "--cache-size-gb",
+        envvar="LOCALPROC_CACHE_GB",
+        help="Size cap of the input cache in the state dir (least recently used is trimmed).",
+    ),
+]
 DetachOption = Annotated[
     bool,
     typer.Option(
@@ -115,6 +127,8 @@ def _settings(
     keep_staging: bool = False,
     stop_grace: float = 10.0,
     no_resource_limits: bool = False,
+    no_cache: bool = False,
+    cache_size_gb: float = 10.0,
 ) -> Any:
     from localproc.jobs import RunSettings
 
@@ -126,6 +140,8 @@ def _settings(
         keep_staging=keep_staging,
         stop_grace_seconds=stop_grace,
         resource_limits=not no_resource_limits,
+        use_cache=not no_cache,
+        cache_cap_bytes=int(cache_size_gb * 2**30),
     )
 
 
@@ -168,6 +184,8 @@ def run(
     keep_staging: KeepStagingOption = False,
     stop_grace: StopGraceOption = 10.0,
     no_resource_limits: NoLimitsOption = False,
+    no_cache: NoCacheOption = False,
+    cache_size_gb: CacheSizeOption = 10.0,
     detach: DetachOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -177,8 +195,9 @@ def run(
     3 Stopped, 4 could not run here (no Docker engine, S3 unreachable, image missing).
     """
     settings = _settings(
-        state_dir, s3_root, s3_endpoint_url, region, keep_staging, stop_grace, no_resource_limits
-    )
+        state_dir, s3_root, s3_endpoint_url, region, keep_staging, stop_grace,
+        no_resource_limits, no_cache, cache_size_gb,
+    )  # fmt: skip
     try:
         request = _load_request(payload, name)
     except LocalprocError as err:
@@ -210,6 +229,8 @@ def reproduce(
     keep_staging: KeepStagingOption = False,
     stop_grace: StopGraceOption = 10.0,
     no_resource_limits: NoLimitsOption = False,
+    no_cache: NoCacheOption = False,
+    cache_size_gb: CacheSizeOption = 10.0,
     detach: DetachOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -220,8 +241,9 @@ def reproduce(
     from localproc.reproduce import ResourceOverrides, request_from_description
 
     settings = _settings(
-        state_dir, s3_root, s3_endpoint_url, region, keep_staging, stop_grace, no_resource_limits
-    )
+        state_dir, s3_root, s3_endpoint_url, region, keep_staging, stop_grace,
+        no_resource_limits, no_cache, cache_size_gb,
+    )  # fmt: skip
     where = sagemaker_endpoint_url or f"SageMaker in {resolve_region(region)}"
     overrides = ResourceOverrides(instance_type, instance_count, volume_size_gb)
     try:
@@ -421,6 +443,7 @@ def logs(
 @app.command()
 def gc(
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
+    cache_size_gb: CacheSizeOption = 10.0,
     as_json: JsonOption = False,
 ) -> None:
     """Remove containers, networks and staging left by jobs whose runner is gone, and record
@@ -428,14 +451,14 @@ def gc(
     from localproc.manage import collect_garbage, connect_engine_if_possible
 
     engine = connect_engine_if_possible()
-    report = collect_garbage(_store(state_dir), engine)
+    report = collect_garbage(_store(state_dir), engine, cache_cap_bytes=int(cache_size_gb * 2**30))
     if as_json:
         _print_json(report.__dict__)
         return
     typer.echo(
         f"reconciled {len(report.reconciled)} job(s) whose runner had died; removed the "
         f"containers and networks of {len(report.removed_resources)} and the staging of "
-        f"{len(report.removed_staging)}"
+        f"{len(report.removed_staging)}; freed {report.cache_bytes_freed} bytes of input cache"
         + ("" if engine else " (no Docker engine answered: containers not checked)")
     )
 

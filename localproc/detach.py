@@ -83,6 +83,9 @@ def _run_options(settings: RunSettings) -> list[str]:
         options.append("--keep-staging")
     if not settings.resource_limits:
         options.append("--no-resource-limits")
+    if not settings.use_cache:
+        options.append("--no-cache")
+    options += ["--cache-size-gb", str(settings.cache_cap_bytes / 2**30)]
     return options
 
 

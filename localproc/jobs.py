@@ -43,6 +43,7 @@ from localproc.spec.job import JobSpec, job_from_request
 from localproc.spec.load import to_create_request
 from localproc.spec.validate import validate_create_request
 from localproc.storage import ObjectStore, open_store
+from localproc.transfer.cache import DEFAULT_CAP_BYTES, InputCache
 from localproc.transfer.pipe import PipeFeeder
 from localproc.transfer.staging import (
     instance_input_mounts,
@@ -65,6 +66,8 @@ class RunSettings:
     keep_staging: bool = False
     stop_grace_seconds: float = 10.0
     resource_limits: bool = True
+    use_cache: bool = True
+    cache_cap_bytes: int = DEFAULT_CAP_BYTES
 
 
 @dataclass
@@ -378,7 +381,12 @@ class _Runner:
         objects = sum(len(i.objects) for inst in plan.instances for i in inst.inputs)
         if objects:
             self.notify(f"staging {objects} input object(s) from {self.store.describe()}")
-        stage_inputs(plan, self.store, self.staging_root)
+        cache = (
+            InputCache(self.settings.state_dir / "cache", self.settings.cache_cap_bytes)
+            if self.settings.use_cache
+            else None
+        )
+        stage_inputs(plan, self.store, self.staging_root, cache)
         if self.stop_reason is not None:
             return []  # stopped while staging: no container is started
         specs = [self._container_spec(plan, index) for index in range(len(plan.instances))]

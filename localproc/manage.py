@@ -19,6 +19,7 @@ from localproc.errors import CannotRunHere
 from localproc.listing import ListQuery, list_page
 from localproc.records import ENDED, PRIVATE_KEY, RUNNING, JobStore, describe_shape, now, timestamp
 from localproc.runtime.engine import DockerEngine
+from localproc.transfer.cache import InputCache
 
 RUNNER_DIED = "InternalServerError: the runner exited unexpectedly"
 
@@ -116,9 +117,12 @@ class GarbageReport:
     reconciled: list[str]  # records of dead runners, now Failed
     removed_resources: list[str]  # jobs whose containers and networks were removed
     removed_staging: list[str]  # jobs whose staging folder was removed
+    cache_bytes_freed: int = 0
 
 
-def collect_garbage(store: JobStore, engine: DockerEngine | None) -> GarbageReport:
+def collect_garbage(
+    store: JobStore, engine: DockerEngine | None, cache_cap_bytes: int | None = None
+) -> GarbageReport:
     """Put right what dead runners left: their records (Failed), their containers and networks,
     their staging folders. Anything whose runner is alive is never touched, whichever state dir
     it belongs to: containers and networks carry their runner's identity in a label."""
@@ -139,6 +143,8 @@ def collect_garbage(store: JobStore, engine: DockerEngine | None) -> GarbageRepo
             if not any(_identity_alive(_identity_from_label(label)) for label in runners):
                 engine.remove_job_resources(job_name)
                 report.removed_resources.append(job_name)
+    if cache_cap_bytes is not None:
+        report.cache_bytes_freed = InputCache(store.state_dir / "cache", cache_cap_bytes).trim()
     return report
 
 

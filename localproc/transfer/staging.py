@@ -12,6 +12,7 @@ from localproc.errors import client_error
 from localproc.plan import InputListing, InstancePlan, JobPlan, StagedObject
 from localproc.spec.job import JobSpec
 from localproc.storage import ObjectStore, StoreError, parse_s3_uri
+from localproc.transfer.cache import InputCache, link_or_copy
 from localproc.transfer.manifest import read_manifest
 from localproc.transfer.pipe import PipeFeeder, make_fifo
 
@@ -48,11 +49,13 @@ def stage_inputs(
     plan: JobPlan,
     store: ObjectStore,
     staging_root: Path,
+    cache: InputCache | None = None,
     on_object: Callable[[StagedObject], None] | None = None,
 ) -> None:
     """Download every object once per job, in parallel. An object that several instances get
     (FullyReplicated) is downloaded for the first of them and hard-linked into the others'
-    folders, so each instance has its own directory tree."""
+    folders, so each instance has its own directory tree. With a cache, an object cached
+    unchanged is linked from there instead of downloaded."""
     first_copy: dict[tuple[str, str], Path] = {}
     downloads: list[tuple[StagedObject, Path]] = []
     links: list[tuple[Path, Path]] = []
@@ -76,7 +79,10 @@ def stage_inputs(
         staged, dest = task
         _make_writable_dir(dest.parent)
         try:
-            store.download_file(staged.source, dest)
+            if cache is not None and cache.cacheable(staged.source):
+                link_or_copy(cache.fetch(staged.source, store), dest)
+            else:
+                store.download_file(staged.source, dest)
         except StoreError as err:
             raise client_error(
                 f"Cannot download s3://{staged.source.bucket}/{staged.source.key}: {err}"
@@ -88,7 +94,9 @@ def stage_inputs(
         list(pool.map(download, downloads))
     for source, dest in links:
         _make_writable_dir(dest.parent)
-        os.link(source, dest)
+        link_or_copy(source, dest)
+    if cache is not None:
+        cache.trim()
 
 
 def start_pipe_feeders(plan: JobPlan, store: ObjectStore, staging_root: Path) -> list[PipeFeeder]:
