@@ -22,6 +22,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help: rich-formatted help imports rich and markdown-it, which costs ~0.5 s per call.
+    rich_markup_mode=None,
 )
 
 PayloadArg = Annotated[
