@@ -50,11 +50,20 @@ def entrypoint_image(docker_client: Any) -> str:
     return ENTRYPOINT_IMAGE
 
 
-def job_resources(docker_client: Any) -> tuple[list[str], list[str]]:
+def job_resources(docker_client: Any, names: set[str] | None = None) -> tuple[list[str], list[str]]:
+    """Containers and networks of localproc jobs (of the named jobs only, when `names` is
+    given, so that other runs on the same engine do not disturb a test)."""
     selector = {"label": JOB_LABEL}
-    containers = [c.name for c in docker_client.containers.list(all=True, filters=selector)]
-    networks = [n.name for n in docker_client.networks.list(filters=selector)]
-    return containers, networks
+    containers = docker_client.containers.list(all=True, filters=selector, sparse=True)
+    networks = docker_client.networks.list(filters=selector)
+
+    def wanted(item: Any) -> bool:
+        return names is None or (item.attrs.get("Labels") or {}).get(JOB_LABEL) in names
+
+    return (
+        [c.attrs["Names"][0].lstrip("/") for c in containers if wanted(c)],
+        [n.name for n in networks if wanted(n)],
+    )
 
 
 @dataclass
@@ -74,6 +83,7 @@ class Localproc:
     def __init__(self, state_dir: Path, workdir: Path) -> None:
         self.state_dir = state_dir
         self.workdir = workdir
+        self.names: set[str] = set()  # job names this test used
 
     def __call__(
         self,
@@ -82,6 +92,8 @@ class Localproc:
         env: dict[str, str] | None = None,
         timeout: float = 240,
     ) -> CliResult:
+        if "--name" in args:
+            self.names.add(args[args.index("--name") + 1])
         command = [sys.executable, "-m", "localproc", *args]
         full_env = {**os.environ, "LOCALPROC_HOME": str(self.state_dir), **(env or {})}
         done = subprocess.run(
@@ -96,6 +108,7 @@ class Localproc:
         return CliResult(done.returncode, done.stdout, done.stderr)
 
     def write_payload(self, payload: dict[str, Any]) -> Path:
+        self.names.add(payload["ProcessingJobName"])
         path = self.workdir / f"{payload['ProcessingJobName']}.json"
         path.write_text(json.dumps(payload, indent=2))
         return path
@@ -112,8 +125,9 @@ def localproc(tmp_path: Path, docker_client: Any) -> Iterator[Localproc]:
     """The CLI with a fresh state dir; after the test, no job container or network may remain."""
     work = tmp_path / "work"
     work.mkdir()
-    yield Localproc(tmp_path / "state", work)
-    containers, networks = job_resources(docker_client)
+    cli = Localproc(tmp_path / "state", work)
+    yield cli
+    containers, networks = job_resources(docker_client, cli.names)
     assert not containers and not networks, f"left behind: {containers} {networks}"
 
 
@@ -178,15 +192,21 @@ def job_payload(
     return payload
 
 
-def resources_created_since(docker_client: Any, since: float) -> list[str]:
+def resources_created_since(
+    docker_client: Any, since: float, names: set[str] | None = None
+) -> list[str]:
     """Names of job containers and networks the engine created since `since` (epoch seconds),
-    from the engine's own event log: proof that a rejected run created nothing, even briefly."""
+    from the engine's own event log: proof that a rejected run created nothing, even briefly.
+    With `names`, only those of the named jobs (other runs may share the engine)."""
     import time
 
     until = time.time() + 0.5
     created = []
     for event in docker_client.events(since=since, until=until, decode=True):
         attributes = event.get("Actor", {}).get("Attributes", {})
+        job = attributes.get(JOB_LABEL) or attributes.get("name", "").removeprefix("localproc-")
+        if names is not None and not any(job == n or job.startswith(f"{n}-") for n in names):
+            continue
         if event.get("Action") == "create" and (
             JOB_LABEL in attributes or attributes.get("name", "").startswith("localproc-")
         ):

@@ -180,7 +180,7 @@ def test_run_rejects_before_anything_starts(
     assert expected in result.stderr
     assert "Traceback" not in result.output
     assert not localproc.state_dir.exists() or not any(localproc.state_dir.rglob("record.json"))
-    assert resources_created_since(docker_client, since) == []
+    assert resources_created_since(docker_client, since, localproc.names) == []
     assert sorted(p.name for p in localproc.workdir.iterdir()) == [path.name]
 
 

@@ -293,7 +293,7 @@ def test_an_instance_failing_stops_the_others(
     assert reason.startswith("AlgorithmError: algo-2 exited with code 7"), reason
     keys = [o["Key"] for o in s3.client.list_objects_v2(Bucket=bucket, Prefix="out/")["Contents"]]
     assert keys == [f"out/{name}/algo-1-terminated.txt"]  # algo-1 got SIGTERM, wrote, uploaded
-    assert job_resources(docker_client) == ([], [])
+    assert job_resources(docker_client, localproc.names) == ([], [])
 
 
 def test_same_output_path_from_two_instances_warns_and_the_last_wins(

@@ -186,7 +186,7 @@ def test_ctrl_c_stops_the_job_and_cleans_up(
         process.kill()
     assert localproc.record(name)["ProcessingJobStatus"] == "Stopped"
     assert "terminated.txt" in output_keys(s3, bucket, name)
-    assert job_resources(docker_client) == ([], [])
+    assert job_resources(docker_client, localproc.names) == ([], [])
     assert not (localproc.job_dir(name) / "staging").exists()
 
 
@@ -282,7 +282,7 @@ def test_sigkilled_runner_is_reconciled_and_gc_removes_leftovers(
         process.wait(timeout=30)
     finally:
         process.kill()
-    containers, networks = job_resources(docker_client)
+    containers, networks = job_resources(docker_client, localproc.names)
     assert containers and networks  # the dead runner left them behind
 
     described = json.loads(localproc("describe", name, "--json").stdout)
@@ -291,7 +291,7 @@ def test_sigkilled_runner_is_reconciled_and_gc_removes_leftovers(
 
     collected = localproc("gc")
     assert collected.exit_code == 0, collected.output
-    assert job_resources(docker_client) == ([], [])
+    assert job_resources(docker_client, localproc.names) == ([], [])
 
 
 def test_eight_concurrent_runs_keep_eight_intact_records(localproc: Localproc, s3: Any) -> None:

@@ -242,5 +242,5 @@ def test_inputs_larger_than_the_volume_fail_before_any_container(
         "ClientError: The inputs of algo-1 (2.00 GiB) do not fit its VolumeSizeInGB of 1 GB "
         "(1.00 GiB)."
     )
-    assert resources_created_since(docker_client, since) == []
+    assert resources_created_since(docker_client, since, localproc.names) == []
     assert not (localproc.job_dir(name) / "staging").exists()

@@ -100,7 +100,7 @@ def test_missing_image_exits_4_and_creates_nothing(
     assert "Image 'localproc-test/does-not-exist:1' is not on this host" in result.stderr
     assert "docker pull" in result.stderr
     assert not localproc.job_dir(name).exists()
-    assert resources_created_since(docker_client, since) == []
+    assert resources_created_since(docker_client, since, localproc.names) == []
 
 
 def test_no_docker_engine_exits_4(localproc: Localproc, s3: Any) -> None:

@@ -107,7 +107,7 @@ def test_plan_creates_nothing(localproc: Localproc, s3: Any, docker_client: Any)
         and "piped → pipe /opt/ml/processing/piped/piped_0" in planned.stdout
     )
     assert "Estimated SageMaker cost: up to $0.0125 for 300 s" in planned.stdout
-    assert resources_created_since(docker_client, since) == []
+    assert resources_created_since(docker_client, since, localproc.names) == []
     assert sorted(o["Key"] for o in s3.client.list_objects_v2(Bucket=bucket)["Contents"]) == before
     assert not localproc.state_dir.exists()
 
