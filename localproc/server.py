@@ -1,0 +1,570 @@
+"""`localproc serve`: a SageMaker-compatible HTTP endpoint, a thin adapter over the library calls
+the CLI makes, so boto3, the AWS CLI and the SageMaker Python SDK run processing jobs here.
+
+The wire protocol is the one botocore speaks to SageMaker, AWS JSON 1.1: `POST /` with
+`X-Amz-Target: SageMaker.<Operation>` and a JSON body; a JSON result; errors as HTTP 400 with
+`{"__type": CODE, "message": ...}`, which botocore raises as ClientError with that code.
+Requests are not signature-checked: whoever can reach the port can run containers here, which is
+why it binds 127.0.0.1 unless told otherwise.
+
+Created jobs run in background processes of their own (`localproc run --detach`'s machinery);
+they outlive the server, and StopProcessingJob or `localproc stop` stops them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import re
+import signal
+import socket
+import sys
+import threading
+import traceback
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any, TextIO
+
+from localproc.detach import DetachedRunRejected, start_detached
+from localproc.errors import (
+    CannotRunHere,
+    LocalprocError,
+    ParameterValidationError,
+    ResourceNotFound,
+    ValidationException,
+)
+from localproc.jobs import RunSettings, prepare_request
+from localproc.listing import ListQuery
+from localproc.manage import delete_job, describe_job, list_jobs, stop_job
+from localproc.records import RUNNING, JobStore
+from localproc.spec.service_model import sagemaker_model
+from localproc.spec.validate import compile_java_pattern, violation
+
+if TYPE_CHECKING:
+    from botocore.model import Shape
+
+CONTENT_TYPE = "application/x-amz-json-1.1"
+MAX_BODY_BYTES = 16 * 1024 * 1024
+DEFAULT_PORT = 8080
+DEFAULT_MAX_CONCURRENT_JOBS = 4
+IDLE_CONNECTION_SECONDS = 120
+NOT_SIGNATURE_CHECKED = "requests are not signature-checked"
+SERVICE_CODES = frozenset(
+    {"ValidationException", "ResourceInUse", "ResourceNotFound", "ResourceLimitExceeded"}
+)
+# What `localproc run` prints when it rejects a job: `localproc: CODE: message`.
+_RUNNER_REJECTION = re.compile(r"localproc: (\w+): (.*)", re.DOTALL)
+
+
+class ResourceLimitExceeded(LocalprocError):
+    code = "ResourceLimitExceeded"
+
+
+class ApiError(Exception):
+    """An error response: HTTP status and the body botocore parses (`__type`, `message`)."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+    def body(self) -> dict[str, Any]:
+        return {"__type": self.code, "message": self.message}
+
+
+def api_error(err: LocalprocError) -> ApiError:
+    """A library error as the service sends it."""
+    if isinstance(err, DetachedRunRejected):
+        return _rejected_run(err)
+    if isinstance(err, ParameterValidationError):
+        # botocore checks these before sending; a raw request reaches the service, which says
+        # ValidationException.
+        return ApiError("ValidationException", err.message)
+    return ApiError(err.code, err.message)
+
+
+def _rejected_run(err: DetachedRunRejected) -> ApiError:
+    """The background run refused the job before recording it. Its own code is kept when it is
+    one of the service's (e.g. ResourceInUse when two requests race for one name); anything the
+    host lacks (no Docker engine, image missing and not pullable, S3 unreachable, a feature this
+    version cannot run) is `CannotRunHere`, localproc's own code for it."""
+    match = _RUNNER_REJECTION.fullmatch(err.message.strip())
+    code, message = (match.group(1), match.group(2)) if match else ("", err.message)
+    if code == "ParamValidationError":
+        code = "ValidationException"
+    return ApiError(code if code in SERVICE_CODES else CannotRunHere.code, message)
+
+
+# -- the operations ------------------------------------------------------------------------------
+class ProcessingApi:
+    """The served operations over one state dir. Shared by the request threads."""
+
+    def __init__(
+        self,
+        settings: RunSettings,
+        max_concurrent_jobs: int = DEFAULT_MAX_CONCURRENT_JOBS,
+        start: Callable[[dict[str, Any], RunSettings], str] = start_detached,
+    ) -> None:
+        self.settings = settings
+        self.store = JobStore(settings.state_dir)
+        self.max_concurrent_jobs = max_concurrent_jobs
+        self._start = start
+        self._lock = threading.RLock()
+        self._created: set[str] = set()  # the jobs this server started
+        self._starting = 0  # creates between their slot check and their record
+        self.operations: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "CreateProcessingJob": self.create,
+            "DescribeProcessingJob": self.describe,
+            "ListProcessingJobs": self.list,
+            "StopProcessingJob": self.stop,
+            "DeleteProcessingJob": self.delete,
+        }
+
+    def call(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Run one operation; the result in wire form (timestamps as epoch seconds)."""
+        model = sagemaker_model().operation_model(operation)
+        try:
+            result = self.operations[operation](body)
+        except LocalprocError as err:
+            raise api_error(err) from err
+        return to_wire(result, model.output_shape) if model.output_shape is not None else {}
+
+    def create(self, body: dict[str, Any]) -> dict[str, Any]:
+        request = prepare_request(body)
+        with self._job_slot():
+            arn = self._start(request, self.settings)
+            with self._lock:
+                self._created.add(request["ProcessingJobName"])
+        return {"ProcessingJobArn": arn}
+
+    def describe(self, body: dict[str, Any]) -> dict[str, Any]:
+        name = checked_input("DescribeProcessingJob", body)["ProcessingJobName"]
+        return describe_job(self.store, name)
+
+    def list(self, body: dict[str, Any]) -> dict[str, Any]:
+        given = checked_input("ListProcessingJobs", body)
+        query = ListQuery(
+            creation_time_after=given.get("CreationTimeAfter"),
+            creation_time_before=given.get("CreationTimeBefore"),
+            last_modified_time_after=given.get("LastModifiedTimeAfter"),
+            last_modified_time_before=given.get("LastModifiedTimeBefore"),
+            name_contains=given.get("NameContains"),
+            status_equals=given.get("StatusEquals"),
+            sort_by=given.get("SortBy", "CreationTime"),
+            # The API's documented default; `localproc list` shows the newest first instead.
+            sort_order=given.get("SortOrder", "Ascending"),
+            max_results=given.get("MaxResults"),
+            next_token=given.get("NextToken") or None,
+        )
+        return list_jobs(self.store, query)
+
+    def stop(self, body: dict[str, Any]) -> dict[str, Any]:
+        stop_job(self.store, checked_input("StopProcessingJob", body)["ProcessingJobName"])
+        return {}
+
+    def delete(self, body: dict[str, Any]) -> dict[str, Any]:
+        name = checked_input("DeleteProcessingJob", body)["ProcessingJobName"]
+        delete_job(self.store, name)
+        with self._lock:
+            self._created.discard(name)
+        return {}
+
+    def running_jobs(self) -> list[str]:
+        """The jobs this server started that are still InProgress or Stopping."""
+        running = []
+        with self._lock:
+            for name in sorted(self._created):
+                try:
+                    status = describe_job(self.store, name)["ProcessingJobStatus"]
+                except ResourceNotFound:  # deleted by `localproc delete`
+                    self._created.discard(name)
+                    continue
+                if status in RUNNING:
+                    running.append(name)
+        return running
+
+    @contextlib.contextmanager
+    def _job_slot(self) -> Iterator[None]:
+        """Hold one of the --max-concurrent-jobs slots while the job is being started; a
+        started job then counts for as long as its record says it runs."""
+        with self._lock:
+            running = self.running_jobs()
+            busy = len(running) + self._starting
+            if busy >= self.max_concurrent_jobs:
+                raise ResourceLimitExceeded(
+                    "The limit of concurrent processing jobs of this localproc serve is "
+                    f"{self.max_concurrent_jobs}, with current utilization of {busy} "
+                    f"({', '.join(running) or 'jobs being started'}). Wait for a job to end, "
+                    "stop one with StopProcessingJob, or restart the server with a higher "
+                    "--max-concurrent-jobs."
+                )
+            self._starting += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._starting -= 1
+
+
+# -- request members -----------------------------------------------------------------------------
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "long": (int,),
+    "float": (int, float),
+    "double": (int, float),
+    "boolean": (bool,),
+    "timestamp": (int, float, str),
+    "structure": (dict,),
+    "list": (list,),
+    "map": (dict,),
+}
+
+
+def checked_input(operation: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The request of a Describe/List/Stop/Delete operation, checked against the operation's
+    input shape (members, JSON types, required, length, range, enum, pattern) with the service's
+    wording; timestamp members become datetimes. CreateProcessingJob has its full validator."""
+    shape = sagemaker_model().operation_model(operation).input_shape
+    members = shape.members
+    type_problems = []
+    for key, value in body.items():
+        if key not in members:
+            type_problems.append(
+                f'Unknown parameter in input: "{key}", must be one of: {", ".join(members)}'
+            )
+        elif value is not None and not _has_json_type(value, members[key].type_name):
+            type_problems.append(
+                f"Invalid type for parameter {key}, value: {value}, type: {type(value)}, "
+                f"valid types: {', '.join(str(t) for t in _JSON_TYPES[members[key].type_name])}"
+            )
+    if type_problems:
+        raise ParameterValidationError(type_problems)
+    problems = []
+    result: dict[str, Any] = {}
+    for key, member in members.items():
+        field = key[:1].lower() + key[1:]
+        value = body.get(key)
+        if value is None:
+            if key in shape.required_members:
+                problems.append(violation(None, field, "Member must not be null"))
+            continue
+        if member.type_name == "timestamp":
+            moment = _request_time(value)
+            if moment is None:
+                problems.append(
+                    violation(value, field, "Member must be a time: epoch seconds or ISO 8601")
+                )
+            result[key] = moment
+            continue
+        problems.extend(violation(value, field, text) for text in _violated(value, member))
+        result[key] = value
+    if problems:
+        raise ValidationException(problems)
+    return result
+
+
+def _has_json_type(value: object, type_name: str) -> bool:
+    expected = _JSON_TYPES.get(type_name)
+    if expected is None:
+        return True
+    if isinstance(value, bool):
+        return bool in expected
+    return isinstance(value, expected)
+
+
+def _violated(value: Any, shape: Shape) -> list[str]:
+    """The model constraints a scalar value breaks, in the service's order: max, min, enum,
+    pattern."""
+    if shape.type_name not in ("string", "integer", "long", "float", "double"):
+        return []
+    metadata = shape.metadata
+    noun, measure = ("length", len(value)) if isinstance(value, str) else ("value", value)
+    problems = []
+    if "max" in metadata and measure > metadata["max"]:
+        problems.append(f"Member must have {noun} less than or equal to {metadata['max']}")
+    if "min" in metadata and measure < metadata["min"]:
+        problems.append(f"Member must have {noun} greater than or equal to {metadata['min']}")
+    if "enum" in metadata and value not in metadata["enum"]:
+        problems.append(f"Member must satisfy enum value set: [{', '.join(metadata['enum'])}]")
+    if (
+        "pattern" in metadata
+        and isinstance(value, str)
+        and compile_java_pattern(metadata["pattern"]).fullmatch(value) is None
+    ):
+        problems.append(f"Member must satisfy regular expression pattern: {metadata['pattern']}")
+    return problems
+
+
+def _request_time(value: Any) -> datetime | None:
+    """botocore sends timestamps as epoch seconds; people writing JSON by hand use ISO 8601."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return _iso_time(value)
+    try:
+        return datetime.fromtimestamp(value, timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _iso_time(text: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+# -- responses -----------------------------------------------------------------------------------
+def to_wire(value: Any, shape: Shape) -> Any:
+    """`value` with every timestamp member of `shape` (at any depth) as epoch seconds, the form
+    the service sends and botocore parses. Records keep timestamps as ISO 8601 strings."""
+    kind = shape.type_name
+    if kind == "structure" and isinstance(value, dict):
+        members = shape.members
+        return {k: to_wire(v, members[k]) if k in members else v for k, v in value.items()}
+    if kind == "list" and isinstance(value, list):
+        return [to_wire(item, shape.member) for item in value]
+    if kind == "map" and isinstance(value, dict):
+        return {k: to_wire(v, shape.value) for k, v in value.items()}
+    if kind == "timestamp":
+        moment = _iso_time(value) if isinstance(value, str) else value
+        if isinstance(moment, datetime):
+            return round(moment.timestamp(), 3)
+    return value
+
+
+# -- HTTP ----------------------------------------------------------------------------------------
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], api: ProcessingApi, log: TextIO) -> None:
+        self.api = api
+        self.log = log
+        self.log_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def note(self, line: str) -> None:
+        with self.log_lock:
+            print(f"localproc serve: {line}", file=self.log, flush=True)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A connection that broke (client gone while we answered): one line, not a traceback.
+        self.note(f"connection from {client_address[0]} failed: {sys.exc_info()[1]!r}")
+
+
+class _Dropped(Exception):
+    """The request body never arrived whole: nothing to answer."""
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "localproc"
+    timeout = IDLE_CONNECTION_SECONDS
+    server: _Server
+
+    def do_POST(self) -> None:
+        operation = self.headers.get("X-Amz-Target") or "(no X-Amz-Target)"
+        try:
+            raw = self._read_body()
+            operation = self._operation()
+            body = _parse_body(raw)
+            status, payload = 200, self.server.api.call(operation, body)
+            outcome = _what(operation, body, payload)
+        except _Dropped as err:
+            self.server.note(f"{operation}: request dropped: {err}")
+            return
+        except ApiError as err:
+            status, payload = err.status, err.body()
+            outcome = f"{err.code}: " + " ".join(err.message.split())
+        except Exception as err:  # the HTTP boundary: a bug must not kill the server
+            status, payload = 500, {"__type": "InternalFailure", "message": repr(err)}
+            outcome = "InternalFailure:\n" + traceback.format_exc()
+        self._respond(status, payload)
+        self.server.note(f"{operation} {status} {outcome}".rstrip())
+
+    def do_GET(self) -> None:
+        self._refuse()
+
+    do_PUT = do_DELETE = do_PATCH = do_GET
+
+    def _refuse(self) -> None:
+        self.close_connection = True
+        error = ApiError(
+            "UnknownOperationException",
+            f"localproc serve speaks the AWS JSON 1.1 protocol: POST / with "
+            f"X-Amz-Target: {_target_prefix()}.<Operation>; {self.command} is not served.",
+        )
+        self._respond(error.status, error.body())
+        self.server.note(f"{self.command} {self.path} {error.status}")
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self.close_connection = True
+            raise ApiError("SerializationException", "Chunked request bodies are not supported.")
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY_BYTES:
+            self.close_connection = True
+            raise ApiError(
+                "SerializationException",
+                f"Content-Length must be a number of bytes up to {MAX_BODY_BYTES}.",
+            )
+        try:
+            raw = self.rfile.read(length)
+        except OSError as err:  # the client went quiet or away mid-body
+            self.close_connection = True
+            raise _Dropped(str(err)) from None
+        if len(raw) < length:
+            self.close_connection = True
+            raise _Dropped(f"the body ended after {len(raw)} of {length} bytes")
+        return raw
+
+    def _operation(self) -> str:
+        target = self.headers.get("X-Amz-Target", "")
+        prefix, _, operation = target.partition(".")
+        if prefix != _target_prefix() or operation not in self.server.api.operations:
+            served = ", ".join(self.server.api.operations)
+            raise ApiError(
+                "UnknownOperationException",
+                f"Operation '{target}' is not served by localproc serve; it serves {served}.",
+            )
+        return operation
+
+    def _respond(self, status: int, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", CONTENT_TYPE)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass  # each request is noted once, with its operation, by do_POST
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        # http.server's own messages (malformed requests, timeouts).
+        self.server.note(format % args)
+
+
+def _target_prefix() -> str:
+    return str(sagemaker_model().metadata["targetPrefix"])
+
+
+def _parse_body(raw: bytes) -> dict[str, Any]:
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError) as err:
+        raise ApiError("SerializationException", f"The request body is not JSON: {err}") from None
+    if not isinstance(body, dict):
+        raise ApiError("SerializationException", "The request body must be a JSON object.")
+    return body
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _what(operation: str, body: dict[str, Any], result: dict[str, Any]) -> str:
+    if operation == "ListProcessingJobs":
+        return f"{len(result.get('ProcessingJobSummaries', []))} job(s)"
+    name = body.get("ProcessingJobName")
+    return str(name) if isinstance(name, str) else ""
+
+
+# -- running -------------------------------------------------------------------------------------
+class _Terminate(Exception):
+    """SIGTERM: stop serving, as Ctrl-C does."""
+
+
+def serve(
+    settings: RunSettings,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    max_concurrent_jobs: int = DEFAULT_MAX_CONCURRENT_JOBS,
+    out: TextIO = sys.stdout,
+    log: TextIO = sys.stderr,
+) -> None:
+    """Serve until Ctrl-C or SIGTERM. Prints one line on `out` once listening, with the URL
+    actually bound (so `--port 0` can be used); everything else goes to `log`. Jobs the server
+    started keep running after it stops, each in its own background process."""
+    if max_concurrent_jobs < 1:
+        raise ValidationException.single("--max-concurrent-jobs must be at least 1.")
+    api = ProcessingApi(settings, max_concurrent_jobs)
+    sagemaker_model()  # parse the model now rather than in the first request
+    server_class = _Server6 if ":" in host else _Server
+    try:
+        server = server_class((host, port), api, log)
+    except OSError as err:
+        raise CannotRunHere(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
+    bound_host, bound_port = server.server_address[:2]
+    shown_host = f"[{bound_host}]" if ":" in bound_host else bound_host
+    url = f"http://{shown_host}:{bound_port}"
+    if not _is_loopback(bound_host):
+        server.note(
+            f"warning: {bound_host} is not a loopback address: anyone who can reach it can run "
+            "containers on this host, and requests are not signature-checked"
+        )
+    print(f"localproc serve: listening on {url} ({NOT_SIGNATURE_CHECKED})", file=out, flush=True)
+    server.note(
+        f"jobs are recorded in {settings.state_dir}; at most {max_concurrent_jobs} run at once. "
+        "Ctrl-C stops the server; jobs it started keep running (StopProcessingJob or "
+        "`localproc stop NAME` stops them)"
+    )
+    try:
+        with _terminate_on_sigterm():
+            server.serve_forever(poll_interval=0.5)
+    except (KeyboardInterrupt, _Terminate):
+        pass
+    finally:
+        server.server_close()
+    running = api.running_jobs()
+    server.note(
+        "stopped"
+        + (
+            f"; still running in the background: {', '.join(running)} (stop them with "
+            f"`localproc stop NAME --state-dir {settings.state_dir}`)"
+            if running
+            else ""
+        )
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+@contextlib.contextmanager
+def _terminate_on_sigterm() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_terminate(signum: int, _frame: Any) -> None:
+        raise _Terminate()
+
+    previous = signal.signal(signal.SIGTERM, on_terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
