@@ -484,36 +484,25 @@ def serve(
         ),
     ] = 4,
     s3_root: S3RootOption = None,
-    s3_endpoint_url: Annotated[
-        str | None,
-        typer.Option(help="S3 endpoint for the jobs instead of AWS (also AWS_ENDPOINT_URL_S3)."),
-    ] = None,
-    region: Annotated[
-        str | None, typer.Option(help="AWS region (default: AWS_REGION, else us-east-1).")
-    ] = None,
+    s3_endpoint_url: S3EndpointOption = None,
+    region: RegionOption = None,
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
-    keep_staging: Annotated[
-        bool, typer.Option(help="Keep the downloaded inputs in each job's folder after the run.")
-    ] = False,
-    stop_grace: Annotated[
-        float, typer.Option(help="Seconds between SIGTERM and SIGKILL when containers are stopped.")
-    ] = 10.0,
+    keep_staging: KeepStagingOption = False,
+    stop_grace: StopGraceOption = 10.0,
+    no_resource_limits: NoLimitsOption = False,
+    no_cache: NoCacheOption = False,
+    cache_size_gb: CacheSizeOption = 10.0,
 ) -> None:
     """A SageMaker-compatible endpoint (AWS JSON 1.1) for Create/Describe/List/Stop/Delete
     ProcessingJob, so boto3, the AWS CLI and the SageMaker Python SDK run jobs here
     (`--endpoint-url http://127.0.0.1:PORT`). Jobs run in background processes and keep running
     when the server stops (Ctrl-C or SIGTERM); StopProcessingJob or `localproc stop` stops them."""
-    from localproc.jobs import RunSettings
     from localproc.server import serve as serve_forever
 
-    settings = RunSettings(
-        state_dir=state_dir.expanduser(),
-        s3_root=s3_root,
-        s3_endpoint_url=s3_endpoint_url,
-        region=region,
-        keep_staging=keep_staging,
-        stop_grace_seconds=stop_grace,
-    )
+    settings = _settings(
+        state_dir, s3_root, s3_endpoint_url, region, keep_staging, stop_grace,
+        no_resource_limits, no_cache, cache_size_gb,
+    )  # fmt: skip
     try:
         serve_forever(settings, host, port, max_concurrent_jobs)
     except LocalprocError as err:

@@ -4,8 +4,10 @@ terminal's Ctrl-C does not reach it); this process returns once the job is recor
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -14,15 +16,19 @@ from localproc.jobs import RunSettings, job_arn_for
 from localproc.records import JobStore
 
 START_TIMEOUT_SECONDS = 120
+_REJECTION = re.compile(r"localproc: (\w+): (.*)", re.DOTALL)
 
 
 class DetachedRunRejected(LocalprocError):
-    """The background run ended before recording the job (rejected or could not run here)."""
+    """The background run ended before recording the job (rejected or could not run here).
+    `code` and the message are the run's own, read from its last line
+    (`localproc: CODE: message`), so callers see the same error as a foreground run."""
 
-    def __init__(self, message: str, exit_status: ExitStatus) -> None:
-        super().__init__(message)
+    def __init__(self, last_line: str, exit_status: ExitStatus) -> None:
+        match = _REJECTION.fullmatch(last_line.strip())
+        super().__init__(match.group(2) if match else last_line)
         self.exit_status = exit_status
-        self.code = "DetachedRunRejected"
+        self.code = match.group(1) if match else "DetachedRunRejected"
 
 
 def start_detached(request: dict[str, Any], settings: RunSettings) -> str:
@@ -49,9 +55,11 @@ def start_detached(request: dict[str, Any], settings: RunSettings) -> str:
     assert process.stdin is not None
     process.stdin.write(json.dumps(request).encode())
     process.stdin.close()
+    # Reap the run when it ends, so a long-lived caller (`serve`) collects no zombies.
+    threading.Thread(target=process.wait, daemon=True).start()
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while not store.exists(name):
-        code = process.poll()
+        code = process.returncode
         if code is not None and not store.exists(name):
             output = log_path.read_text(errors="replace").strip().splitlines()
             detail = output[-1] if output else f"exit code {code}"

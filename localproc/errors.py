@@ -80,6 +80,10 @@ class ResourceNotFound(LocalprocError):
     code = "ResourceNotFound"
 
 
+class ResourceLimitExceeded(LocalprocError):
+    code = "ResourceLimitExceeded"
+
+
 class CannotRunHere(LocalprocError):
     """Something this host lacks: a Docker engine, a reachable S3 endpoint, the image."""
 

@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -23,6 +24,10 @@ from typing import Any
 
 from localproc.errors import ResourceInUse, ResourceNotFound, ValidationException
 
+# ProcessingJobName's pattern in the SageMaker model (tests/test_records.py checks they agree).
+# Names become folder names, so anything else (`../x`) must never reach the filesystem.
+JOB_NAME_PATTERN = "[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}"
+_JOB_NAME = re.compile(JOB_NAME_PATTERN)
 RECORD_FILE = "record.json"
 LOCK_FILE = ".lock"
 PRIVATE_KEY = "Localproc"  # localproc's bookkeeping inside a record, never in Describe output
@@ -59,6 +64,13 @@ class JobStore:
         self.jobs_dir = state_dir / "jobs"
 
     def job_dir(self, name: str) -> Path:
+        if not _JOB_NAME.fullmatch(name):
+            raise ValidationException(
+                [
+                    f"Value '{name}' at 'processingJobName' failed to satisfy constraint: "
+                    f"Member must satisfy regular expression pattern: {JOB_NAME_PATTERN}"
+                ]
+            )
         return self.jobs_dir / name
 
     def exists(self, name: str) -> bool:
@@ -67,13 +79,14 @@ class JobStore:
     def names(self) -> list[str]:
         if not self.jobs_dir.is_dir():
             return []
-        return sorted(p.parent.name for p in self.jobs_dir.glob(f"*/{RECORD_FILE}"))
+        found = (p.parent.name for p in self.jobs_dir.glob(f"*/{RECORD_FILE}"))
+        return sorted(name for name in found if _JOB_NAME.fullmatch(name))
 
     # -- creating --------------------------------------------------------------------------------
     def claim(self, name: str, arn: str) -> Path:
         """Reserve the name; raises ResourceInUse if a job of that name is recorded or starting."""
-        self.jobs_dir.mkdir(parents=True, exist_ok=True)
         folder = self.job_dir(name)
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
         try:
             folder.mkdir()
         except FileExistsError:

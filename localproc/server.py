@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
-import re
 import signal
 import socket
 import sys
@@ -33,6 +32,7 @@ from localproc.errors import (
     CannotRunHere,
     LocalprocError,
     ParameterValidationError,
+    ResourceLimitExceeded,
     ResourceNotFound,
     ValidationException,
 )
@@ -41,7 +41,7 @@ from localproc.listing import ListQuery
 from localproc.manage import delete_job, describe_job, list_jobs, stop_job
 from localproc.records import RUNNING, JobStore
 from localproc.spec.service_model import sagemaker_model
-from localproc.spec.validate import compile_java_pattern, violation
+from localproc.spec.validate import validate_operation_input, violation
 
 if TYPE_CHECKING:
     from botocore.model import Shape
@@ -55,12 +55,6 @@ NOT_SIGNATURE_CHECKED = "requests are not signature-checked"
 SERVICE_CODES = frozenset(
     {"ValidationException", "ResourceInUse", "ResourceNotFound", "ResourceLimitExceeded"}
 )
-# What `localproc run` prints when it rejects a job: `localproc: CODE: message`.
-_RUNNER_REJECTION = re.compile(r"localproc: (\w+): (.*)", re.DOTALL)
-
-
-class ResourceLimitExceeded(LocalprocError):
-    code = "ResourceLimitExceeded"
 
 
 class ApiError(Exception):
@@ -92,11 +86,8 @@ def _rejected_run(err: DetachedRunRejected) -> ApiError:
     one of the service's (e.g. ResourceInUse when two requests race for one name); anything the
     host lacks (no Docker engine, image missing and not pullable, S3 unreachable, a feature this
     version cannot run) is `CannotRunHere`, localproc's own code for it."""
-    match = _RUNNER_REJECTION.fullmatch(err.message.strip())
-    code, message = (match.group(1), match.group(2)) if match else ("", err.message)
-    if code == "ParamValidationError":
-        code = "ValidationException"
-    return ApiError(code if code in SERVICE_CODES else CannotRunHere.code, message)
+    code = "ValidationException" if err.code == "ParamValidationError" else err.code
+    return ApiError(code if code in SERVICE_CODES else CannotRunHere.code, err.message)
 
 
 # -- the operations ------------------------------------------------------------------------------
@@ -211,93 +202,24 @@ class ProcessingApi:
 
 
 # -- request members -----------------------------------------------------------------------------
-_JSON_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "integer": (int,),
-    "long": (int,),
-    "float": (int, float),
-    "double": (int, float),
-    "boolean": (bool,),
-    "timestamp": (int, float, str),
-    "structure": (dict,),
-    "list": (list,),
-    "map": (dict,),
-}
-
-
 def checked_input(operation: str, body: dict[str, Any]) -> dict[str, Any]:
     """The request of a Describe/List/Stop/Delete operation, checked against the operation's
-    input shape (members, JSON types, required, length, range, enum, pattern) with the service's
-    wording; timestamp members become datetimes. CreateProcessingJob has its full validator."""
-    shape = sagemaker_model().operation_model(operation).input_shape
-    members = shape.members
-    type_problems = []
-    for key, value in body.items():
-        if key not in members:
-            type_problems.append(
-                f'Unknown parameter in input: "{key}", must be one of: {", ".join(members)}'
-            )
-        elif value is not None and not _has_json_type(value, members[key].type_name):
-            type_problems.append(
-                f"Invalid type for parameter {key}, value: {value}, type: {type(value)}, "
-                f"valid types: {', '.join(str(t) for t in _JSON_TYPES[members[key].type_name])}"
-            )
-    if type_problems:
-        raise ParameterValidationError(type_problems)
-    problems = []
+    input shape by the same validator as CreateProcessingJob; timestamp members become
+    datetimes."""
+    validate_operation_input(operation, body)
+    members = sagemaker_model().operation_model(operation).input_shape.members
     result: dict[str, Any] = {}
-    for key, member in members.items():
-        field = key[:1].lower() + key[1:]
-        value = body.get(key)
-        if value is None:
-            if key in shape.required_members:
-                problems.append(violation(None, field, "Member must not be null"))
-            continue
-        if member.type_name == "timestamp":
+    for key, value in body.items():
+        if value is not None and members[key].type_name == "timestamp":
             moment = _request_time(value)
             if moment is None:
-                problems.append(
-                    violation(value, field, "Member must be a time: epoch seconds or ISO 8601")
+                field = key[:1].lower() + key[1:]
+                raise ValidationException(
+                    [violation(value, field, "Member must be a time: epoch seconds or ISO 8601")]
                 )
-            result[key] = moment
-            continue
-        problems.extend(violation(value, field, text) for text in _violated(value, member))
+            value = moment
         result[key] = value
-    if problems:
-        raise ValidationException(problems)
     return result
-
-
-def _has_json_type(value: object, type_name: str) -> bool:
-    expected = _JSON_TYPES.get(type_name)
-    if expected is None:
-        return True
-    if isinstance(value, bool):
-        return bool in expected
-    return isinstance(value, expected)
-
-
-def _violated(value: Any, shape: Shape) -> list[str]:
-    """The model constraints a scalar value breaks, in the service's order: max, min, enum,
-    pattern."""
-    if shape.type_name not in ("string", "integer", "long", "float", "double"):
-        return []
-    metadata = shape.metadata
-    noun, measure = ("length", len(value)) if isinstance(value, str) else ("value", value)
-    problems = []
-    if "max" in metadata and measure > metadata["max"]:
-        problems.append(f"Member must have {noun} less than or equal to {metadata['max']}")
-    if "min" in metadata and measure < metadata["min"]:
-        problems.append(f"Member must have {noun} greater than or equal to {metadata['min']}")
-    if "enum" in metadata and value not in metadata["enum"]:
-        problems.append(f"Member must satisfy enum value set: [{', '.join(metadata['enum'])}]")
-    if (
-        "pattern" in metadata
-        and isinstance(value, str)
-        and compile_java_pattern(metadata["pattern"]).fullmatch(value) is None
-    ):
-        problems.append(f"Member must satisfy regular expression pattern: {metadata['pattern']}")
-    return problems
 
 
 def _request_time(value: Any) -> datetime | None:

@@ -16,7 +16,7 @@ import functools
 import posixpath
 import re
 import typing
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from localproc.errors import ParameterValidationError, ValidationException
 from localproc.spec.service_model import create_request_shape
@@ -37,12 +37,25 @@ def validate_create_request(request: dict[str, typing.Any]) -> None:
     wrong types), otherwise ValidationException listing every model constraint violation and every
     broken service rule at once.
     """
-    shape = create_request_shape()
+    _validate_against(create_request_shape(), request, _service_rule_problems(request))
+
+
+def validate_operation_input(operation: str, request: dict[str, typing.Any]) -> None:
+    """The model's checks (both passes) for any SageMaker operation's input, e.g. the
+    Describe/List/Stop/Delete requests `localproc serve` receives."""
+    from localproc.spec.service_model import sagemaker_model
+
+    _validate_against(sagemaker_model().operation_model(operation).input_shape, request, ())
+
+
+def _validate_against(
+    shape: StructureShape, request: dict[str, typing.Any], rule_problems: Iterable[str]
+) -> None:
     client_problems = list(_client_side_problems(request, shape, ""))
     if client_problems:
         raise ParameterValidationError(client_problems)
     problems = list(_constraint_problems(request, shape, ""))
-    problems.extend(_service_rule_problems(request))
+    problems.extend(rule_problems)
     if problems:
         raise ValidationException(problems)
 

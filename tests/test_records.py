@@ -1,0 +1,41 @@
+"""The job store's own rules: names that cannot be folder names never reach the filesystem,
+and the name rule is the service model's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from localproc.errors import ValidationException
+from localproc.records import JOB_NAME_PATTERN, JobStore
+from localproc.spec.service_model import sagemaker_model
+
+
+def test_the_name_rule_is_the_service_models() -> None:
+    assert sagemaker_model().shape_for("ProcessingJobName").metadata["pattern"] == JOB_NAME_PATTERN
+
+
+@pytest.mark.parametrize("name", ["../outside", "a/b", ".", "", "x" * 64, "-lead"])
+def test_names_that_are_not_job_names_are_refused(tmp_path: Path, name: str) -> None:
+    (tmp_path / "outside").mkdir()
+    store = JobStore(tmp_path / "state")
+    for action in (store.load, store.delete, lambda n: store.claim(n, "arn")):
+        with pytest.raises(ValidationException) as refused:
+            action(name)
+        assert "at 'processingJobName' failed to satisfy constraint" in str(refused.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["outside"]
+
+
+def test_status_changes_follow_the_service(tmp_path: Path) -> None:
+    from localproc.records import IllegalTransition
+
+    store = JobStore(tmp_path)
+    store.claim("job", "arn")
+    store.create("job", {"ProcessingJobName": "job", "ProcessingJobStatus": "InProgress"})
+    store.update("job", {"ProcessingJobStatus": "Completed"})
+    with pytest.raises(IllegalTransition):
+        store.update("job", {"ProcessingJobStatus": "InProgress"})
+    with pytest.raises(ValidationException) as refused:
+        store.request_stop("job")
+    assert "is in status Completed" in str(refused.value)
