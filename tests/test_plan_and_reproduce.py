@@ -210,3 +210,40 @@ def test_reproduce_from_an_endpoint_whose_description_lacks_fields(
     missing = localproc("reproduce", "no-such-remote-job", *common)
     assert missing.exit_code == 2
     assert "ResourceNotFound" in missing.stderr
+
+
+def test_reproduce_a_job_recorded_by_another_localproc_serve(
+    localproc: Localproc, s3: Any, tmp_path: Path
+) -> None:
+    """The 'real' SageMaker here is a `localproc serve` over a second state dir holding a
+    finished job; reproduce reads its description and runs it again locally, same name."""
+    import boto3
+    from serve_clients import start_server
+
+    bucket = s3.make_bucket()
+    name = unique_name("original")
+    entrypoint, code = script_input(s3, bucket, "import os; print('again', os.environ['X'])")
+    payload = job_payload(name, entrypoint=entrypoint, inputs=[code], environment={"X": "42"})
+    server = start_server(
+        ["--port", "0", "--state-dir", str(tmp_path / "remote-state"),
+         "--s3-endpoint-url", s3.endpoint_url],
+        tmp_path / "serve.log",
+    )  # fmt: skip
+    try:
+        remote = boto3.client("sagemaker", endpoint_url=server.url, region_name="us-east-1")
+        remote.create_processing_job(**payload)
+        remote.get_waiter("processing_job_completed_or_stopped").wait(
+            ProcessingJobName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
+        )
+
+        ran = localproc(
+            "reproduce", name, "--sagemaker-endpoint-url", server.url,
+            "--s3-endpoint-url", s3.endpoint_url,
+        )  # fmt: skip
+    finally:
+        assert server.stop() == 0, server.log()
+
+    assert ran.exit_code == 0, ran.output
+    assert f"reproducing {name} from {server.url}" in ran.stderr
+    assert "algo-1 | again 42" in ran.stdout
+    assert localproc.record(name)["ProcessingJobStatus"] == "Completed"
