@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -220,3 +220,15 @@ def script_input(s3: Any, bucket: str, script: str) -> tuple[list[str], dict[str
     s3.client.put_object(Bucket=bucket, Key="test-code/script.py", Body=script.encode())
     code = s3_input("script", f"s3://{bucket}/test-code/script.py", "/opt/ml/processing/input/code")
     return ["python3", "-u", "/opt/ml/processing/input/code/script.py"], code
+
+
+def wait_for(condition: Callable[[], bool], seconds: float, what: str = "a condition") -> None:
+    """Poll `condition` every 0.1 s; fail the test after `seconds`."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {seconds} s waiting for {what}")

@@ -21,6 +21,7 @@ from docker_engine import (
     s3_output,
     script_input,
     unique_name,
+    wait_for,
 )
 
 
@@ -34,15 +35,6 @@ def describe_output_shape_problems(described: dict[str, Any]) -> str | None:
     shape = model.operation_model("DescribeProcessingJob").output_shape
     report = ParamValidator().validate(described, shape)
     return report.generate_report() if report.has_errors() else None
-
-
-def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
 
 
 def started(localproc: Localproc, name: str) -> Callable[[], bool]:

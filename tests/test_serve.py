@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from docker_engine import EXAMPLE_IMAGE, Localproc, job_payload, s3_input, s3_output, unique_name
+from docker_engine import (
+    EXAMPLE_IMAGE,
+    Localproc,
+    job_payload,
+    s3_input,
+    s3_output,
+    unique_name,
+    wait_for,
+)
 from serve_clients import (
     AWSCLI_REQUIREMENTS,
     SAGEMAKER_SDK_REQUIREMENTS,
@@ -93,15 +101,6 @@ def end_running_jobs(localproc: Localproc) -> None:
 
 def status_of(localproc: Localproc, name: str) -> str:
     return str(localproc.record(name)["ProcessingJobStatus"])
-
-
-def wait_for(condition: Callable[[], bool], seconds: float, what: str = "a condition") -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
 
 
 def sagemaker_client(url: str) -> Any:
