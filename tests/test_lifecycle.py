@@ -377,3 +377,60 @@ def test_list_filters_sorting_and_paging(localproc: Localproc, many_records: Pat
     bad = localproc("list", "--state-dir", str(many_records), "--sort-by", "Size")
     assert bad.exit_code == 2
     assert "Member must satisfy enum value set: [Name, CreationTime, Status]" in bad.stderr
+
+
+STUBBORN = r"""
+import signal, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)  # only SIGKILL ends this one
+print('sleeping', flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_second_ctrl_c_kills_the_containers_at_once(localproc: Localproc, s3: Any) -> None:
+    bucket = s3.make_bucket()
+    name = unique_name("stubborn")
+    entrypoint, code = script_input(s3, bucket, STUBBORN)
+    payload = job_payload(name, entrypoint=entrypoint, inputs=[code])
+    process = spawn_run(
+        localproc, str(localproc.write_payload(payload)),
+        "--s3-endpoint-url", s3.endpoint_url, "--stop-grace", "60",
+    )  # fmt: skip
+    try:
+        wait_for(started(localproc, name), 60, "the container to start")
+        process.send_signal(signal.SIGINT)
+        time.sleep(1)
+        began = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 3
+        assert time.monotonic() - began < 20  # not the 60 s grace period
+    finally:
+        process.kill()
+    assert localproc.record(name)["ProcessingJobStatus"] == "Stopped"
+
+
+def test_the_next_run_cleans_up_after_a_killed_runner(
+    localproc: Localproc, s3: Any, docker_client: Any
+) -> None:
+    bucket = s3.make_bucket()
+    killed = unique_name("killed")
+    process = spawn_run(
+        localproc, str(localproc.write_payload(sleeper_payload(s3, bucket, killed))),
+        "--s3-endpoint-url", s3.endpoint_url,
+    )  # fmt: skip
+    try:
+        wait_for(started(localproc, killed), 60, "the container to start")
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        process.kill()
+    assert job_resources(docker_client, {killed}) != ([], [])
+
+    after = localproc(
+        "run", str(localproc.write_payload(job_payload(unique_name("next"), entrypoint=["true"]))),
+        "--s3-endpoint-url", s3.endpoint_url,
+    )  # fmt: skip
+
+    assert after.exit_code == 0, after.output
+    assert job_resources(docker_client, {killed}) == ([], [])
+    assert localproc.record(killed)["ProcessingJobStatus"] == "Failed"

@@ -81,3 +81,39 @@ def test_keep_staging_keeps_the_downloaded_inputs(localproc: Localproc, s3: Any)
     assert described["ProcessingJobStatus"] == "Completed"
     assert "Localproc" not in described
     assert "algo-1 | payload" in result.stderr
+
+
+def test_each_instance_has_its_colour_on_a_terminal(localproc: Localproc, s3: Any) -> None:
+    """On a terminal (a pseudo-terminal here) the instance prefixes are coloured, one colour
+    per instance; the saved logs stay plain."""
+    import pty
+
+    name = unique_name("colour")
+    payload = job_payload(name, entrypoint=["echo", "hello"], instance_count=2)
+    main, secondary = pty.openpty()
+    env = {**os.environ, "LOCALPROC_HOME": str(localproc.state_dir)}
+    env.pop("NO_COLOR", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "localproc", "run", str(localproc.write_payload(payload)),
+         "--s3-endpoint-url", s3.endpoint_url],
+        stdout=secondary, stderr=subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+    os.close(secondary)
+    output = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:  # the terminal closed: the process is done writing
+                break
+            if not chunk:
+                break
+            output += chunk
+        assert process.wait(timeout=60) == 0
+    finally:
+        process.kill()
+        os.close(main)
+    text = output.decode()
+    assert "\x1b[36malgo-1\x1b[0m | hello" in text
+    assert "\x1b[33malgo-2\x1b[0m | hello" in text
+    assert (localproc.job_dir(name) / "logs" / "algo-2.log").read_text() == "hello\n"

@@ -7,7 +7,7 @@ import contextlib
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -58,6 +58,7 @@ class ClusterRun:
         self._kill_requested = False
         self._killed = False
         self._usage: dict[str, _Usage] = {spec.hostname: _Usage() for spec in self._specs}
+        self._received: dict[str, int] = {spec.hostname: 0 for spec in self._specs}
 
     def create(self) -> None:
         """Create every container concurrently; raises the engine's error if one cannot be made."""
@@ -101,8 +102,10 @@ class ClusterRun:
             results[result.host] = result
             if result.exit_code != 0:
                 self.stop_all(except_host=result.host)
-        for thread in log_threads:
+        for thread, (host, container) in zip(log_threads, self._containers.items(), strict=True):
             thread.join(timeout=5)
+            if not thread.is_alive():
+                self._emit_missing_tail(host, container)
         return [results[host] for host in self._containers]
 
     def request_stop(self, reason: str, immediately: bool = False) -> None:
@@ -155,11 +158,30 @@ class ClusterRun:
     def _stream_logs(self, host: str, container: Container) -> None:
         import docker.errors
 
+        def counted(chunks: Iterable[bytes]) -> Iterator[bytes]:
+            for chunk in chunks:
+                self._received[host] += len(chunk)
+                yield chunk
+
         try:
             chunks = container.logs(stream=True, follow=True)
-            split_lines(chunks, lambda text: self._sink.line(host, text))
+            split_lines(counted(chunks), lambda text: self._sink.line(host, text))
         except docker.errors.DockerException as err:
             self._sink.line(host, f"[localproc] log stream ended early: {err}")
+
+    def _emit_missing_tail(self, host: str, container: Container) -> None:
+        """A follow stream can end a moment before the engine has logged a container's last
+        output (a final line without a newline, most often); the complete log, read once the
+        container has ended, holds it."""
+        import docker.errors
+
+        try:
+            complete = container.logs(stdout=True, stderr=True)
+        except docker.errors.DockerException:
+            return
+        tail = complete[self._received[host] :]
+        if tail:
+            split_lines([tail], lambda text: self._sink.line(host, text))
 
     def _sample_usage(self, host: str, container: Container) -> None:
         """Peak memory and CPU time from the engine's stats stream (about one sample a second,
