@@ -8,89 +8,31 @@ Once the job is recorded, every problem ends it Failed or Stopped instead, with 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
-import signal
-import stat
-import threading
-import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 import psutil
 
-from localproc.errors import CannotRunHere, ExitStatus, JobFailure, algorithm_error
-from localproc.manage import collect_garbage, runner_identity, runner_label
+from localproc.errors import CannotRunHere, JobFailure
+from localproc.manage import collect_garbage, runner_identity
 from localproc.plan import HostCapacity, ImageConfig, JobPlan, build_plan, job_arn
 from localproc.records import PRIVATE_KEY, JobStore, now, timestamp
-from localproc.runtime import JOB_LABEL, RUNNER_LABEL, firewall
-from localproc.runtime.cluster import DEADLINE_REASON, ClusterRun, InstanceResult
-from localproc.runtime.engine import (
-    ContainerSpec,
-    DockerEngine,
-    EngineError,
-    Mount,
-    container_name,
-    network_name,
-)
-from localproc.runtime.logs import LogSink
+from localproc.runner import Notify, Runner, RunOutcome, RunSettings, stop_on_signals
+
+__all__ = ["Preparation", "RunOutcome", "RunSettings", "prepare", "prepare_request", "run_job"]
+from localproc.runtime import firewall
+from localproc.runtime.engine import DockerEngine
 from localproc.spec.echo import service_echo
-from localproc.spec.instance_types import instance_type, smallest_fitting
 from localproc.spec.job import JobSpec, job_from_request
 from localproc.spec.load import to_create_request
 from localproc.spec.validate import validate_create_request
 from localproc.storage import ObjectStore, open_store
-from localproc.transfer.cache import DEFAULT_CAP_BYTES, InputCache
-from localproc.transfer.pipe import PipeFeeder
-from localproc.transfer.staging import (
-    instance_input_mounts,
-    list_inputs,
-    stage_inputs,
-    start_pipe_feeders,
-)
-from localproc.transfer.upload import UploadReport, upload_outputs
+from localproc.transfer.staging import list_inputs
 
-EXIT_MESSAGE_LIMIT = 1024
 DEFAULT_REGION = "us-east-1"
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    state_dir: Path
-    s3_root: Path | None = None
-    s3_endpoint_url: str | None = None
-    region: str | None = None
-    keep_staging: bool = False
-    stop_grace_seconds: float = 10.0
-    resource_limits: bool = True
-    use_cache: bool = True
-    cache_cap_bytes: int = DEFAULT_CAP_BYTES
-
-
-@dataclass
-class RunOutcome:
-    name: str
-    arn: str
-    status: str
-    job_dir: Path
-    failure_reason: str | None = None
-    exit_message: str | None = None
-    seconds: float = 0.0
-    uploads: UploadReport = field(default_factory=UploadReport)
-    usage: list[str] = field(default_factory=list)  # one line per instance: peak memory, CPU
-
-    @property
-    def exit_status(self) -> ExitStatus:
-        return {
-            "Completed": ExitStatus.COMPLETED,
-            "Stopped": ExitStatus.STOPPED,
-        }.get(self.status, ExitStatus.FAILED)
-
-
-Notify = Callable[[str], None]
 
 
 def prepare_request(payload: dict[str, Any], name: str | None = None) -> dict[str, Any]:
@@ -221,8 +163,8 @@ def run_job(
 
     job_dir = records.claim(job.name, prepared.arn)
     records.create(job.name, _initial_record(job, prepared.arn, settings))
-    runner = _Runner(job, prepared.plan, settings, prepared.store, engine, records, job_dir, notify)
-    with _stop_on_signals(runner) if handle_signals else contextlib.nullcontext():
+    runner = Runner(job, prepared.plan, settings, prepared.store, engine, records, job_dir, notify)
+    with stop_on_signals(runner) if handle_signals else contextlib.nullcontext():
         return runner.execute(prepared.failure, log_stream, colour)
 
 
@@ -271,306 +213,3 @@ def _initial_record(job: JobSpec, arn: str, settings: RunSettings) -> dict[str, 
         "LastModifiedTime": created,
         PRIVATE_KEY: {**runner_identity(), "KeepStaging": settings.keep_staging},
     }
-
-
-@contextlib.contextmanager
-def _stop_on_signals(runner: _Runner) -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    interrupts = 0
-
-    def on_interrupt(signum: int, _frame: Any) -> None:
-        nonlocal interrupts
-        interrupts += 1
-        runner.request_stop("interrupted (Ctrl-C)", immediately=interrupts > 1)
-
-    def on_terminate(signum: int, _frame: Any) -> None:
-        runner.request_stop("stop requested")
-
-    previous = {
-        signal.SIGINT: signal.signal(signal.SIGINT, on_interrupt),
-        signal.SIGTERM: signal.signal(signal.SIGTERM, on_terminate),
-    }
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
-class _Runner:
-    """Drives one recorded job from staging to its final status; owns its cleanup."""
-
-    def __init__(
-        self,
-        job: JobSpec,
-        plan: JobPlan | None,
-        settings: RunSettings,
-        store: ObjectStore,
-        engine: DockerEngine,
-        records: JobStore,
-        job_dir: Path,
-        notify: Notify,
-    ) -> None:
-        self.job = job
-        self.plan = plan
-        self.settings = settings
-        self.store = store
-        self.engine = engine
-        self.records = records
-        self.job_dir = job_dir
-        self.notify = notify
-        self.staging_root = job_dir / "staging"
-        self.started = time.monotonic()
-        self.cluster: ClusterRun | None = None
-        self.feeders: list[PipeFeeder] = []
-        self.stop_reason: str | None = None
-        self.kill_now = False
-        self.labels = {JOB_LABEL: job.name, RUNNER_LABEL: runner_label(runner_identity())}
-
-    def request_stop(self, reason: str, immediately: bool = False) -> None:
-        """Called from a signal handler: only sets fields that the run acts on."""
-        if self.stop_reason is None:
-            self.stop_reason = reason
-        self.kill_now = self.kill_now or immediately
-        if self.cluster is not None:
-            self.cluster.request_stop(reason, immediately)
-
-    def execute(
-        self, planning_failure: JobFailure | None, log_stream: TextIO | None, colour: bool
-    ) -> RunOutcome:
-        arn = self.records.load(self.job.name)["ProcessingJobArn"]
-        outcome = RunOutcome(self.job.name, arn, "InProgress", self.job_dir)
-        try:
-            if planning_failure is not None:
-                raise planning_failure
-            assert self.plan is not None
-            results = self._run_containers(self.plan, log_stream, colour)
-            outcome.status, outcome.failure_reason = _judge(results, self.plan)
-            # A stream cut short by a missing object is the likely cause of any failure.
-            pipe_failure = self._stop_feeders()
-            if pipe_failure is not None:
-                outcome.status, outcome.failure_reason = "Failed", pipe_failure.reason
-            outcome.usage = self._record_usage(results)
-            outcome.exit_message = self._exit_message(self.plan)
-        except JobFailure as failure:
-            outcome.status, outcome.failure_reason = "Failed", failure.reason
-        except EngineError as err:
-            outcome.status, outcome.failure_reason = "Failed", f"InternalServerError: {err}"
-        finally:
-            self._clean_up()
-        if self.stop_reason is not None:
-            outcome.status, outcome.failure_reason = "Stopped", self._stopped_reason()
-            self._mark_stopping()
-        if self.plan is not None and self.plan.outputs:
-            outcome.uploads = self._upload(self.plan)
-            if outcome.uploads.failures and outcome.status == "Completed":
-                outcome.status = "Failed"
-                outcome.failure_reason = "ClientError: Failed to upload output " + "; ".join(
-                    outcome.uploads.failures
-                )
-        outcome.seconds = time.monotonic() - self.started
-        self._finish(outcome)
-        return outcome
-
-    # -- steps ---------------------------------------------------------------------------------
-    def _run_containers(
-        self, plan: JobPlan, log_stream: TextIO | None, colour: bool
-    ) -> list[InstanceResult]:
-        objects = sum(len(i.objects) for inst in plan.instances for i in inst.inputs)
-        if objects:
-            self.notify(f"staging {objects} input object(s) from {self.store.describe()}")
-        cache = (
-            InputCache(self.settings.state_dir / "cache", self.settings.cache_cap_bytes)
-            if self.settings.use_cache
-            else None
-        )
-        stage_inputs(plan, self.store, self.staging_root, cache)
-        if self.stop_reason is not None:
-            return []  # stopped while staging: no container is started
-        specs = [self._container_spec(plan, index) for index in range(len(plan.instances))]
-        self.feeders = start_pipe_feeders(plan, self.store, self.staging_root)
-        self.engine.create_network(self.job.name, self.labels, self.job.network_isolation)
-        sink = LogSink(log_stream, self.job_dir / "logs", colour=colour)
-        cluster = ClusterRun(self.engine, specs, sink, self.settings.stop_grace_seconds)
-        cluster.create()
-        self.cluster = cluster
-        if self.stop_reason is not None:
-            cluster.request_stop(self.stop_reason, self.kill_now)
-        self.records.update(self.job.name, {"ProcessingStartTime": timestamp(now())})
-        self.notify(
-            f"starting {len(specs)} container(s) of {self.job.image_uri}: "
-            + " ".join(plan.command.argv)
-        )
-        # MaxRuntimeInSeconds counts from the moment the containers start.
-        limit = self.job.max_runtime_seconds
-        deadline = time.monotonic() + limit if limit else None
-        results = cluster.run(deadline=deadline)
-        if cluster.stop_reason is not None and self.stop_reason is None:
-            self.stop_reason = cluster.stop_reason
-        return results
-
-    def _container_spec(self, plan: JobPlan, index: int) -> ContainerSpec:
-        instance = plan.instances[index]
-        host_dir = self.job_dir / instance.host
-        config_dir = host_dir / "config"
-        config_dir.mkdir(parents=True, exist_ok=True)
-        _write_json(config_dir / "resourceconfig.json", instance.resource_config)
-        _write_json(config_dir / "processingjobconfig.json", plan.processing_job_config)
-        mounts = [Mount(str(config_dir), "/opt/ml/config", read_only=True)]
-        mounts.append(Mount(str(_writable(host_dir / "output")), "/opt/ml/output"))
-        for folder, local_path in instance_input_mounts(self.staging_root, instance):
-            mounts.append(Mount(str(folder), local_path))
-        for output in plan.outputs:
-            folder = _writable(host_dir / "outputs" / output.name)
-            mounts.append(Mount(str(folder), str(output.local_path)))
-        return ContainerSpec(
-            name=container_name(self.job.name, instance.host),
-            image=self.job.image_uri,
-            entrypoint=plan.command.entrypoint,
-            command=plan.command.command,
-            environment=plan.environment,
-            hostname=instance.host,
-            network=network_name(self.job.name),
-            mounts=mounts,
-            labels=self.labels,
-            cpus=plan.limits.cpus,
-            memory_bytes=plan.limits.memory_bytes,
-            gpus=plan.limits.gpus,
-            isolated=self.job.network_isolation,
-        )
-
-    def _record_usage(self, results: list[InstanceResult]) -> list[str]:
-        """Each instance's peak memory and CPU time, and the smallest instance type of the same
-        family that would have held that peak: local runs are how people size instances."""
-        lines, usage = [], {}
-        family = instance_type(self.job.instance_type).family
-        for result in results:
-            if result.peak_memory_bytes is None:
-                lines.append(f"{result.host}: ended before its memory could be sampled")
-                continue
-            usage[result.host] = {
-                "PeakMemoryBytes": result.peak_memory_bytes,
-                "CpuSeconds": result.cpu_seconds,
-            }
-            fitting = smallest_fitting(family, result.peak_memory_bytes)
-            advice = (
-                f"smallest {family} that holds it: {fitting.name}"
-                if fitting
-                else f"no {family} type holds it"
-            )
-            lines.append(
-                f"{result.host}: peak memory {result.peak_memory_bytes / 2**20:.0f} MiB, "
-                f"CPU {result.cpu_seconds or 0:.1f} s; {advice}"
-            )
-        if usage:
-            record = self.records.load(self.job.name)
-            private = {**record.get(PRIVATE_KEY, {}), "InstanceUsage": usage}
-            self.records.update(self.job.name, {PRIVATE_KEY: private})
-        return lines
-
-    def _exit_message(self, plan: JobPlan) -> str | None:
-        parts = []
-        for instance in plan.instances:
-            text = _read_no_follow(self.job_dir / instance.host / "output" / "message")
-            if text:
-                parts.append(text)
-        return "".join(parts)[:EXIT_MESSAGE_LIMIT] or None
-
-    def _upload(self, plan: JobPlan) -> UploadReport:
-        folders = {
-            (instance.host, output.name): self.job_dir / instance.host / "outputs" / output.name
-            for instance in plan.instances
-            for output in plan.outputs
-        }
-        report = upload_outputs(plan.outputs, folders, self.store, self.job.output_kms_key_id)
-        for collision in report.collisions:
-            self.notify(f"warning: {collision}")
-        for skipped in report.skipped:
-            self.notify(f"warning: not uploaded (not a regular file): {skipped}")
-        return report
-
-    def _stopped_reason(self) -> str:
-        if self.stop_reason == DEADLINE_REASON:
-            return (
-                "MaxRuntimeExceeded: the job ran for its StoppingCondition.MaxRuntimeInSeconds "
-                f"({self.job.max_runtime_seconds} s) and was stopped."
-            )
-        return f"Stopped: {self.stop_reason}."
-
-    def _mark_stopping(self) -> None:
-        if self.records.load(self.job.name)["ProcessingJobStatus"] == "InProgress":
-            self.records.update(self.job.name, {"ProcessingJobStatus": "Stopping"})
-
-    def _finish(self, outcome: RunOutcome) -> None:
-        current = self.records.load(self.job.name)["ProcessingJobStatus"]
-        if current == "Stopping" and outcome.status != "Stopped":
-            # `localproc stop` came in as the job ended by itself: the service reports Stopped.
-            outcome.status = "Stopped"
-            outcome.failure_reason = outcome.failure_reason or "Stopped: stop requested."
-        self.records.update(
-            self.job.name,
-            {
-                "ProcessingJobStatus": outcome.status,
-                "ProcessingEndTime": timestamp(now()),
-                "FailureReason": outcome.failure_reason,
-                "ExitMessage": outcome.exit_message,
-            },
-        )
-
-    def _stop_feeders(self) -> JobFailure | None:
-        for feeder in self.feeders:
-            feeder.stop()
-        errors = [feeder.error() for feeder in self.feeders]
-        self.feeders = []
-        return next((error for error in errors if error is not None), None)
-
-    def _clean_up(self) -> None:
-        self._stop_feeders()
-        self.engine.remove_job_resources(self.job.name)
-        if not self.settings.keep_staging:
-            shutil.rmtree(self.staging_root, ignore_errors=True)
-
-
-def _judge(results: list[InstanceResult], plan: JobPlan) -> tuple[str, str | None]:
-    """Completed when every instance exits 0; otherwise the first instance that failed by itself
-    (not one we stopped because of it) names the reason."""
-    failed = [r for r in results if r.exit_code != 0]
-    if not failed:
-        return "Completed", None
-    culprit = next((r for r in failed if not r.stopped_by_us), failed[0])
-    if culprit.oom_killed:
-        limit = plan.limits.memory_bytes
-        limit_text = f"its memory limit of {limit / 2**20:.0f} MiB" if limit else "memory"
-        return "Failed", algorithm_error(
-            f"{culprit.host} ran out of memory: it used all of {limit_text} "
-            f"({plan.job.instance_type}) and was killed (exit code {culprit.exit_code})."
-        ).reason
-    return "Failed", algorithm_error(
-        f"{culprit.host} exited with code {culprit.exit_code}. See the job's logs for more "
-        "information."
-    ).reason
-
-
-def _writable(path: Path) -> Path:
-    # Containers may run as any user; the folders they write into must let them.
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, 0o777)
-    return path
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
-
-
-def _read_no_follow(path: Path) -> str | None:
-    """Read a file the container wrote without following a symlink it may have planted there."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            return None
-        return handle.read(EXIT_MESSAGE_LIMIT * 4).decode("utf-8", errors="replace")
