@@ -270,9 +270,13 @@ def _run_request(request: dict[str, Any], settings: Any, detach: bool, as_json: 
 
             typer.echo(start_detached(request, settings))
             raise typer.Exit(0)
+        from localproc.transfer.progress import TransferProgress
+
+        progress = TransferProgress(sys.stderr, enabled=not as_json)
         outcome = run_job(
-            request, settings, log_stream, _notify, colour=colour, handle_signals=True
-        )
+            request, settings, log_stream, _notify, colour=colour, handle_signals=True,
+            progress=progress,
+        )  # fmt: skip
     except LocalprocError as err:
         _fail(err)
     if as_json:

@@ -30,6 +30,7 @@ from localproc.spec.job import JobSpec, job_from_request
 from localproc.spec.load import to_create_request
 from localproc.spec.validate import validate_create_request
 from localproc.storage import ObjectStore, open_store
+from localproc.transfer.progress import TransferProgress
 from localproc.transfer.staging import list_inputs
 
 DEFAULT_REGION = "us-east-1"
@@ -148,6 +149,7 @@ def run_job(
     notify: Notify,
     colour: bool = False,
     handle_signals: bool = False,
+    progress: TransferProgress | None = None,
 ) -> RunOutcome:
     """Run a validated request to its end. With `handle_signals`, SIGINT and SIGTERM stop the
     job (Stopping → Stopped) instead of killing this process; a second SIGINT kills the
@@ -163,7 +165,9 @@ def run_job(
 
     job_dir = records.claim(job.name, prepared.arn)
     records.create(job.name, _initial_record(job, prepared.arn, settings))
-    runner = Runner(job, prepared.plan, settings, prepared.store, engine, records, job_dir, notify)
+    runner = Runner(
+        job, prepared.plan, settings, prepared.store, engine, records, job_dir, notify, progress
+    )
     with stop_on_signals(runner) if handle_signals else contextlib.nullcontext():
         return runner.execute(prepared.failure, log_stream, colour)
 
@@ -194,6 +198,13 @@ def _notes(job: JobSpec, plan: JobPlan | None) -> list[str]:
             "EnableInterContainerTrafficEncryption is accepted but not emulated: traffic between "
             "instances stays on this host's bridge, unencrypted."
         )
+    for output in job.outputs:
+        if output.app_managed or output.feature_store is not None:
+            kind = "FeatureStoreOutput" if output.feature_store is not None else "AppManaged"
+            notes.append(
+                f"output '{output.name}' is {kind}: the application manages it, so localproc "
+                "uploads nothing for it."
+            )
     if job.network_isolation and not firewall.can_isolate_host():
         notes.append(
             "EnableNetworkIsolation: the containers cannot reach the internet or other "

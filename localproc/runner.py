@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import stat
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -35,7 +36,9 @@ from localproc.spec.instance_types import instance_type, smallest_fitting
 from localproc.spec.job import JobSpec
 from localproc.storage import ObjectStore
 from localproc.transfer.cache import DEFAULT_CAP_BYTES, InputCache
+from localproc.transfer.continuous import ContinuousTarget, ContinuousUploader
 from localproc.transfer.pipe import PipeFeeder
+from localproc.transfer.progress import TransferProgress
 from localproc.transfer.staging import (
     instance_input_mounts,
     stage_inputs,
@@ -119,6 +122,7 @@ class Runner:
         records: JobStore,
         job_dir: Path,
         notify: Notify,
+        progress: TransferProgress | None = None,
     ) -> None:
         self.job = job
         self.plan = plan
@@ -132,6 +136,9 @@ class Runner:
         self.started = time.monotonic()
         self.cluster: ClusterRun | None = None
         self.feeders: list[PipeFeeder] = []
+        self.continuous: ContinuousUploader | None = None
+        self.continuous_report = UploadReport()
+        self.progress = progress or TransferProgress(sys.stderr, enabled=False)
         self.stop_reason: str | None = None
         self.kill_now = False
         self.labels = {JOB_LABEL: job.name, RUNNER_LABEL: runner_label(runner_identity())}
@@ -163,7 +170,8 @@ class Runner:
             outcome.exit_message = self._exit_message(self.plan)
         except JobFailure as failure:
             outcome.status, outcome.failure_reason = "Failed", failure.reason
-        except EngineError as err:
+        except (EngineError, OSError) as err:
+            # Docker or this host's filesystem failed us, not the job: the service's wording.
             outcome.status, outcome.failure_reason = "Failed", f"InternalServerError: {err}"
         finally:
             self._clean_up()
@@ -185,19 +193,12 @@ class Runner:
     def _run_containers(
         self, plan: JobPlan, log_stream: TextIO | None, colour: bool
     ) -> list[InstanceResult]:
-        objects = sum(len(i.objects) for inst in plan.instances for i in inst.inputs)
-        if objects:
-            self.notify(f"staging {objects} input object(s) from {self.store.describe()}")
-        cache = (
-            InputCache(self.settings.state_dir / "cache", self.settings.cache_cap_bytes)
-            if self.settings.use_cache
-            else None
-        )
-        stage_inputs(plan, self.store, self.staging_root, cache)
+        self._stage(plan)
         if self.stop_reason is not None:
             return []  # stopped while staging: no container is started
         specs = [self._container_spec(plan, index) for index in range(len(plan.instances))]
         self.feeders = start_pipe_feeders(plan, self.store, self.staging_root)
+        self._start_continuous_uploads(plan)
         self.engine.create_network(self.job.name, self.labels, self.job.network_isolation)
         sink = LogSink(log_stream, self.job_dir / "logs", colour=colour)
         cluster = ClusterRun(self.engine, specs, sink, self.settings.stop_grace_seconds)
@@ -218,6 +219,55 @@ class Runner:
             self.stop_reason = cluster.stop_reason
         return results
 
+    def _stage(self, plan: JobPlan) -> None:
+        unique = {
+            (o.source.bucket, o.source.key): o.source.size
+            for instance in plan.instances
+            for item in instance.inputs
+            if item.mode == "File"
+            for o in item.objects
+        }
+        if unique:
+            self.notify(f"staging {len(unique)} input object(s) from {self.store.describe()}")
+        cache = (
+            InputCache(self.settings.state_dir / "cache", self.settings.cache_cap_bytes)
+            if self.settings.use_cache
+            else None
+        )
+        with self.progress.phase("staging inputs", len(unique), sum(unique.values())) as phase:
+            stage_inputs(
+                plan, self.store, self.staging_root, cache,
+                on_object=lambda staged: phase.advance(1, staged.source.size),
+            )  # fmt: skip
+
+    def _start_continuous_uploads(self, plan: JobPlan) -> None:
+        """Continuous outputs are watched from before the containers start until they end."""
+        targets = [
+            ContinuousTarget(instance.host, output, self._output_dir(instance.host, output.name))
+            for instance in plan.instances
+            for output in plan.outputs
+            if output.upload_mode == "Continuous"
+        ]
+        if not targets:
+            return
+        self.continuous = ContinuousUploader(
+            targets,
+            self.store,
+            self.job.output_kms_key_id,
+            warn=lambda message: self.notify(f"warning: {message}"),
+            scratch_dir=_private_dir(self.job_dir / "scratch"),
+        )
+        self.continuous.start()
+
+    def _finish_continuous_uploads(self) -> None:
+        """Final pass: the S3 prefix ends up matching each folder's final content."""
+        if self.continuous is not None:
+            uploader, self.continuous = self.continuous, None
+            self.continuous_report = uploader.finish()
+
+    def _output_dir(self, host: str, output_name: str) -> Path:
+        return self.job_dir / host / "outputs" / output_name
+
     def _container_spec(self, plan: JobPlan, index: int) -> ContainerSpec:
         instance = plan.instances[index]
         host_dir = self.job_dir / instance.host
@@ -230,7 +280,7 @@ class Runner:
         for folder, local_path in instance_input_mounts(self.staging_root, instance):
             mounts.append(Mount(str(folder), local_path))
         for output in plan.outputs:
-            folder = _writable(host_dir / "outputs" / output.name)
+            folder = _writable(self._output_dir(instance.host, output.name))
             mounts.append(Mount(str(folder), str(output.local_path)))
         return ContainerSpec(
             name=container_name(self.job.name, instance.host),
@@ -286,16 +336,23 @@ class Runner:
         return "".join(parts)[:EXIT_MESSAGE_LIMIT] or None
 
     def _upload(self, plan: JobPlan) -> UploadReport:
+        """EndOfJob outputs now, joined with what the Continuous outputs' final pass did."""
+        end_of_job = [out for out in plan.outputs if out.upload_mode != "Continuous"]
         folders = {
-            (instance.host, output.name): self.job_dir / instance.host / "outputs" / output.name
+            (instance.host, output.name): self._output_dir(instance.host, output.name)
             for instance in plan.instances
-            for output in plan.outputs
+            for output in end_of_job
         }
-        report = upload_outputs(plan.outputs, folders, self.store, self.job.output_kms_key_id)
-        for collision in report.collisions:
-            self.notify(f"warning: {collision}")
+        with self.progress.phase("uploading outputs", None, None) as phase:
+            report = upload_outputs(
+                end_of_job, folders, self.store, self.job.output_kms_key_id,
+                on_upload=lambda task: phase.advance(1, task.bytes),
+            )  # fmt: skip
         for skipped in report.skipped:
             self.notify(f"warning: not uploaded (not a regular file): {skipped}")
+        report.merge(self.continuous_report)
+        for collision in report.collisions:
+            self.notify(f"warning: {collision}")
         return report
 
     def _stopped_reason(self) -> str:
@@ -334,10 +391,18 @@ class Runner:
         return next((error for error in errors if error is not None), None)
 
     def _clean_up(self) -> None:
-        self._stop_feeders()
-        self.engine.remove_job_resources(self.job.name)
-        if not self.settings.keep_staging:
-            shutil.rmtree(self.staging_root, ignore_errors=True)
+        """Every step runs even when one before it fails: containers and networks first."""
+        try:
+            self._stop_feeders()
+        finally:
+            try:
+                self.engine.remove_job_resources(self.job.name)
+            finally:
+                try:
+                    self._finish_continuous_uploads()
+                finally:
+                    if not self.settings.keep_staging:
+                        shutil.rmtree(self.staging_root, ignore_errors=True)
 
 
 def _judge(results: list[InstanceResult], plan: JobPlan) -> tuple[str, str | None]:
@@ -358,6 +423,12 @@ def _judge(results: list[InstanceResult], plan: JobPlan) -> tuple[str, str | Non
         f"{culprit.host} exited with code {culprit.exit_code}. See the job's logs for more "
         "information."
     ).reason
+
+
+def _private_dir(path: Path) -> Path:
+    # Snapshots of output files wait here before upload: outside every folder a container sees.
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
 
 
 def _writable(path: Path) -> Path:

@@ -23,6 +23,13 @@ class UploadTask:
     bucket: str
     key: str
     host: str
+    # Bytes actually sent, when known at upload time. Continuous uploads send a snapshot of a file
+    # that may have grown or vanished since, so its current size would not tell.
+    size: int | None = None
+
+    @property
+    def bytes(self) -> int:
+        return self.size if self.size is not None else self.source.stat().st_size
 
 
 @dataclass
@@ -34,7 +41,13 @@ class UploadReport:
 
     @property
     def bytes(self) -> int:
-        return sum(task.source.stat().st_size for task in self.uploaded)
+        return sum(task.bytes for task in self.uploaded)
+
+    def merge(self, other: UploadReport) -> None:
+        self.uploaded += other.uploaded
+        self.failures += other.failures
+        self.collisions += other.collisions
+        self.skipped += other.skipped
 
 
 def output_key(s3_uri: str, relative_path: str) -> tuple[str, str]:
@@ -46,19 +59,55 @@ def output_key(s3_uri: str, relative_path: str) -> tuple[str, str]:
 
 def regular_files(root: Path, skipped: list[str]) -> Iterator[str]:
     """Relative '/'-paths of regular files below root, without following any symlink."""
-    stack = [""]
-    while stack:
-        relative_dir = stack.pop()
-        with os.scandir(root / relative_dir if relative_dir else root) as entries:
-            for entry in sorted(entries, key=lambda e: e.name):
-                relative = f"{relative_dir}/{entry.name}" if relative_dir else entry.name
-                mode = entry.stat(follow_symlinks=False).st_mode
-                if stat.S_ISDIR(mode):
-                    stack.append(relative)
-                elif stat.S_ISREG(mode):
-                    yield relative
-                else:
-                    skipped.append(relative)
+    for relative, _ in scan_files(root, skipped):
+        yield relative
+
+
+def scan_files(root: Path, skipped: list[str]) -> Iterator[tuple[str, os.stat_result]]:
+    """(relative '/'-path, lstat result) of every regular file below root, never following a
+    symlink; symlinks, devices, sockets and FIFOs go to `skipped`.
+
+    Each folder is opened relative to its parent with O_NOFOLLOW, so a sub-folder swapped for a
+    symlink between being listed and being opened is not walked into (continuous uploads scan
+    folders that running containers are still changing); entries that vanish meanwhile are
+    passed over.
+    """
+    directory = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    yield from _scan_folder(directory, "", skipped)
+
+
+def _scan_folder(
+    directory: int, relative_dir: str, skipped: list[str]
+) -> Iterator[tuple[str, os.stat_result]]:
+    """Scan the open folder `directory` (closed at the end) and, depth first, its sub-folders."""
+    try:
+        with os.scandir(directory) as listing:
+            entries = sorted(listing, key=lambda e: e.name)
+        folders: list[tuple[str, str]] = []
+        for entry in entries:
+            relative = f"{relative_dir}/{entry.name}" if relative_dir else entry.name
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                folders.append((entry.name, relative))
+            elif stat.S_ISREG(info.st_mode):
+                yield relative, info
+            else:
+                skipped.append(relative)
+        for name, relative in folders:
+            try:
+                inner = os.open(
+                    name,
+                    os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                    dir_fd=directory,
+                )
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # removed, or replaced by a file or a symlink since it was listed
+            yield from _scan_folder(inner, relative, skipped)
+    finally:
+        os.close(directory)
 
 
 def upload_outputs(
