@@ -451,7 +451,7 @@ def serve(
         "`localproc stop NAME` stops them)"
     )
     try:
-        with _terminate_on_sigterm():
+        with _terminate_on_signals():
             server.serve_forever(poll_interval=0.5)
     except (KeyboardInterrupt, _Terminate):
         pass
@@ -477,7 +477,9 @@ def _is_loopback(host: str) -> bool:
 
 
 @contextlib.contextmanager
-def _terminate_on_sigterm() -> Iterator[None]:
+def _terminate_on_signals() -> Iterator[None]:
+    """Ctrl-C and SIGTERM end serving. Both are set explicitly: a process started in the
+    background by a non-interactive shell inherits SIGINT as ignored, and would never stop."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -485,8 +487,11 @@ def _terminate_on_sigterm() -> Iterator[None]:
     def on_terminate(signum: int, _frame: Any) -> None:
         raise _Terminate()
 
-    previous = signal.signal(signal.SIGTERM, on_terminate)
+    previous = {
+        signum: signal.signal(signum, on_terminate) for signum in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
