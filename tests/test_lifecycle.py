@@ -71,13 +71,16 @@ time.sleep(120)
 """
 
 
-def sleeper_payload(s3: Any, bucket: str, name: str, max_runtime: int = 300) -> dict[str, Any]:
+def sleeper_payload(
+    s3: Any, bucket: str, name: str, max_runtime: int = 300, instance_count: int = 1
+) -> dict[str, Any]:
     entrypoint, code = script_input(s3, bucket, SLEEPER)
     payload = job_payload(
         name,
         entrypoint=entrypoint,
         inputs=[code],
         outputs=[s3_output("out", f"s3://{bucket}/{name}/", "/opt/ml/processing/output")],
+        instance_count=instance_count,
     )
     payload["StoppingCondition"] = {"MaxRuntimeInSeconds": max_runtime}
     return payload
@@ -263,7 +266,7 @@ def test_sigkilled_runner_is_reconciled_and_gc_removes_leftovers(
     name = unique_name("killed")
     process = spawn_run(
         localproc,
-        str(localproc.write_payload(sleeper_payload(s3, bucket, name))),
+        str(localproc.write_payload(sleeper_payload(s3, bucket, name, instance_count=2))),
         "--s3-endpoint-url",
         s3.endpoint_url,
         "--keep-staging",
@@ -275,7 +278,7 @@ def test_sigkilled_runner_is_reconciled_and_gc_removes_leftovers(
     finally:
         process.kill()
     containers, networks = job_resources(docker_client, localproc.names)
-    assert containers and networks  # the dead runner left them behind
+    assert len(containers) == 2 and networks  # the dead runner left them behind
 
     described = json.loads(localproc("describe", name, "--json").stdout)
     assert described["ProcessingJobStatus"] == "Failed"

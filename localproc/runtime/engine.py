@@ -56,6 +56,9 @@ class ContainerSpec:
     isolated: bool = False
 
 
+DEFAULT_NETWORK = "bridge"  # Docker's own: no network to create or remove
+
+
 def container_name(job_name: str, host: str) -> str:
     return f"localproc-{job_name}-{host}"
 
@@ -150,7 +153,13 @@ class DockerEngine:
     def create_container(self, spec: ContainerSpec) -> Container:
         from docker.types import Mount as DockerMount
 
-        endpoint = self.client.api.create_endpoint_config(aliases=[spec.hostname])
+        # Aliases exist only on user-defined networks; on the default bridge the container's own
+        # /etc/hosts resolves its hostname, which is all a single instance needs.
+        endpoints = (
+            None
+            if spec.network == DEFAULT_NETWORK
+            else {spec.network: self.client.api.create_endpoint_config(aliases=[spec.hostname])}
+        )
         with engine_errors(f"creating container {spec.name}"):
             return self.client.containers.create(
                 spec.image,
@@ -160,7 +169,7 @@ class DockerEngine:
                 environment=dict(spec.environment),
                 hostname=spec.hostname,
                 network=spec.network,
-                networking_config={spec.network: endpoint},
+                networking_config=endpoints,
                 mounts=[
                     DockerMount(m.container_path, m.host_path, type="bind", read_only=m.read_only)
                     for m in spec.mounts
