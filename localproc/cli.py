@@ -112,6 +112,13 @@ CacheSizeOption = Annotated[
         help="Size cap of the input cache in the state dir (least recently used is trimmed).",
     ),
 ]
+PassCredentialsOption = Annotated[
+    bool,
+    typer.Option(
+        "--pass-aws-credentials",
+        help="Give the containers this host's AWS credentials (as AWS_ACCESS_KEY_ID etc.).",
+    ),
+]
 DetachOption = Annotated[
     bool,
     typer.Option(
@@ -131,6 +138,7 @@ def _settings(
     no_resource_limits: bool = False,
     no_cache: bool = False,
     cache_size_gb: float = 10.0,
+    pass_aws_credentials: bool = False,
 ) -> Any:
     from localproc.jobs import RunSettings
 
@@ -144,6 +152,7 @@ def _settings(
         resource_limits=not no_resource_limits,
         use_cache=not no_cache,
         cache_cap_bytes=int(cache_size_gb * 2**30),
+        pass_aws_credentials=pass_aws_credentials,
     )
 
 
@@ -188,6 +197,7 @@ def run(
     no_resource_limits: NoLimitsOption = False,
     no_cache: NoCacheOption = False,
     cache_size_gb: CacheSizeOption = 10.0,
+    pass_aws_credentials: PassCredentialsOption = False,
     detach: DetachOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -198,7 +208,7 @@ def run(
     """
     settings = _settings(
         state_dir, s3_root, s3_endpoint_url, region, keep_staging, stop_grace,
-        no_resource_limits, no_cache, cache_size_gb,
+        no_resource_limits, no_cache, cache_size_gb, pass_aws_credentials,
     )  # fmt: skip
     try:
         request = _load_request(payload, name)
@@ -233,6 +243,7 @@ def reproduce(
     no_resource_limits: NoLimitsOption = False,
     no_cache: NoCacheOption = False,
     cache_size_gb: CacheSizeOption = 10.0,
+    pass_aws_credentials: PassCredentialsOption = False,
     detach: DetachOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -244,7 +255,7 @@ def reproduce(
 
     settings = _settings(
         state_dir, s3_root, s3_endpoint_url, region, keep_staging, stop_grace,
-        no_resource_limits, no_cache, cache_size_gb,
+        no_resource_limits, no_cache, cache_size_gb, pass_aws_credentials,
     )  # fmt: skip
     where = sagemaker_endpoint_url or f"SageMaker in {resolve_region(region)}"
     overrides = ResourceOverrides(instance_type, instance_count, volume_size_gb)

@@ -94,6 +94,8 @@ def _run_options(settings: RunSettings) -> list[str]:
     if not settings.use_cache:
         options.append("--no-cache")
     options += ["--cache-size-gb", str(settings.cache_cap_bytes / 2**30)]
+    if settings.pass_aws_credentials:
+        options.append("--pass-aws-credentials")
     return options
 
 

@@ -30,6 +30,7 @@ from localproc.spec.job import JobSpec, job_from_request
 from localproc.spec.load import to_create_request
 from localproc.spec.validate import validate_create_request
 from localproc.storage import ObjectStore, open_store
+from localproc.storage.credentials import host_credentials_environment
 from localproc.transfer.progress import TransferProgress
 from localproc.transfer.staging import list_inputs
 
@@ -96,6 +97,7 @@ class Preparation:
     plan: JobPlan | None = None
     failure: JobFailure | None = None  # a problem that will fail the job (e.g. empty prefix)
     notes: list[str] = field(default_factory=list)
+    credentials: dict[str, str] = field(default_factory=dict)  # --pass-aws-credentials
 
 
 def prepare(request: dict[str, Any], settings: RunSettings, dry_run: bool = False) -> Preparation:
@@ -123,6 +125,8 @@ def prepare(request: dict[str, Any], settings: RunSettings, dry_run: bool = Fals
     except JobFailure as failure:  # e.g. an empty prefix: the job exists, and fails
         preparation.failure = failure
     preparation.notes = _notes(job, preparation.plan)
+    if settings.pass_aws_credentials and not dry_run:
+        preparation.credentials = host_credentials_environment()
     return preparation
 
 
@@ -166,8 +170,9 @@ def run_job(
     job_dir = records.claim(job.name, prepared.arn)
     records.create(job.name, _initial_record(job, prepared.arn, settings))
     runner = Runner(
-        job, prepared.plan, settings, prepared.store, engine, records, job_dir, notify, progress
-    )
+        job, prepared.plan, settings, prepared.store, engine, records, job_dir, notify, progress,
+        prepared.credentials,
+    )  # fmt: skip
     with stop_on_signals(runner) if handle_signals else contextlib.nullcontext():
         return runner.execute(prepared.failure, log_stream, colour)
 

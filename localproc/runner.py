@@ -62,6 +62,7 @@ class RunSettings:
     resource_limits: bool = True
     use_cache: bool = True
     cache_cap_bytes: int = DEFAULT_CAP_BYTES
+    pass_aws_credentials: bool = False
 
 
 @dataclass
@@ -124,6 +125,7 @@ class Runner:
         job_dir: Path,
         notify: Notify,
         progress: TransferProgress | None = None,
+        credentials: dict[str, str] | None = None,
     ) -> None:
         self.job = job
         self.plan = plan
@@ -139,6 +141,8 @@ class Runner:
         self.feeders: list[PipeFeeder] = []
         self.continuous: ContinuousUploader | None = None
         self._removal: threading.Thread | None = None
+        # Kept out of the plan, so that neither `plan` nor processingjobconfig.json shows them.
+        self.credentials = dict(credentials or {})
         self.continuous_report = UploadReport()
         self.progress = progress or TransferProgress(sys.stderr, enabled=False)
         self.stop_reason: str | None = None
@@ -299,7 +303,7 @@ class Runner:
             image=self.job.image_uri,
             entrypoint=plan.command.entrypoint,
             command=plan.command.command,
-            environment=plan.environment,
+            environment={**plan.environment, **self.credentials},
             hostname=instance.host,
             network=self.network,
             mounts=mounts,

@@ -160,3 +160,27 @@ def test_input_defaults_are_filled_in_processingjobconfig(localproc: Localproc, 
     assert s3_input["S3CompressionType"] == "None"
     assert config["ProcessingInputs"][0]["AppManaged"] is False
     assert config["ProcessingInputs"][0]["DatasetDefinition"] is None
+
+
+def test_host_credentials_only_when_asked(localproc: Localproc, s3: Any) -> None:
+    show = ["sh", "-c", "echo key=${AWS_ACCESS_KEY_ID:-none} token=${AWS_SESSION_TOKEN:-none}"]
+    env = {
+        "AWS_ACCESS_KEY_ID": "AKIAHOSTKEY",
+        "AWS_SECRET_ACCESS_KEY": "host-secret",
+        "AWS_SESSION_TOKEN": "host-token",
+    }
+    plain = job_payload(unique_name("nocreds"), entrypoint=show)
+    passed = job_payload(unique_name("creds"), entrypoint=show)
+
+    without = localproc(
+        "run", str(localproc.write_payload(plain)), "--s3-endpoint-url", s3.endpoint_url, env=env
+    )
+    with_them = localproc(
+        "run", str(localproc.write_payload(passed)), "--s3-endpoint-url", s3.endpoint_url,
+        "--pass-aws-credentials", env=env,
+    )  # fmt: skip
+
+    assert "algo-1 | key=none token=none" in without.stdout
+    assert "algo-1 | key=AKIAHOSTKEY token=host-token" in with_them.stdout
+    config = localproc.job_dir(passed["ProcessingJobName"]) / "algo-1" / "config"
+    assert "AKIAHOSTKEY" not in (config / "processingjobconfig.json").read_text()

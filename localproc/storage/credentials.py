@@ -1,0 +1,26 @@
+"""The host's AWS credentials, for `--pass-aws-credentials`: resolved the way boto3 resolves
+them (environment, profile, SSO, instance role) and handed to the containers as the standard
+environment variables, since a container cannot reach the host's credential sources."""
+
+from __future__ import annotations
+
+from localproc.errors import CannotRunHere
+
+
+def host_credentials_environment() -> dict[str, str]:
+    import boto3
+
+    credentials = boto3.Session().get_credentials()
+    if credentials is None:
+        raise CannotRunHere(
+            "--pass-aws-credentials: no AWS credentials are configured on this host "
+            "(AWS_PROFILE, AWS_ACCESS_KEY_ID, ~/.aws/credentials, ...)."
+        )
+    frozen = credentials.get_frozen_credentials()
+    environment = {
+        "AWS_ACCESS_KEY_ID": frozen.access_key,
+        "AWS_SECRET_ACCESS_KEY": frozen.secret_key,
+    }
+    if frozen.token:
+        environment["AWS_SESSION_TOKEN"] = frozen.token
+    return environment
