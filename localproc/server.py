@@ -444,14 +444,20 @@ def serve(
             f"warning: {bound_host} is not a loopback address: anyone who can reach it can run "
             "containers on this host, and requests are not signature-checked"
         )
-    print(f"localproc serve: listening on {url} ({NOT_SIGNATURE_CHECKED})", file=out, flush=True)
-    server.note(
-        f"jobs are recorded in {settings.state_dir}; at most {max_concurrent_jobs} run at once. "
-        "Ctrl-C stops the server; jobs it started keep running (StopProcessingJob or "
-        "`localproc stop NAME` stops them)"
-    )
     try:
+        # The handlers go in before the banner: a client that signals as soon as it has read
+        # the URL must get the same clean stop as one that waits.
         with _terminate_on_signals():
+            print(
+                f"localproc serve: listening on {url} ({NOT_SIGNATURE_CHECKED})",
+                file=out,
+                flush=True,
+            )
+            server.note(
+                f"jobs are recorded in {settings.state_dir}; at most {max_concurrent_jobs} run "
+                "at once. Ctrl-C stops the server; jobs it started keep running "
+                "(StopProcessingJob or `localproc stop NAME` stops them)"
+            )
             server.serve_forever(poll_interval=0.5)
     except (KeyboardInterrupt, _Terminate):
         pass

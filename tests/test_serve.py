@@ -454,6 +454,20 @@ def test_serve_refuses_a_port_in_use_and_warns_off_loopback(
     assert "localproc serve: stopped" in open_server.log()
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_serve_stops_cleanly_when_signalled_right_after_the_banner(
+    tmp_path: Path, localproc: Localproc, signum: int
+) -> None:
+    # A script that starts the server, reads the URL and stops it at once must see a clean stop:
+    # the signal handlers are in place before the banner is printed.
+    for attempt in range(3):
+        server = start_server(
+            ["--port", "0", "--state-dir", str(localproc.state_dir)], tmp_path / f"{attempt}.log"
+        )
+        assert server.stop(signum=signum) == 0, server.log()
+        assert "localproc serve: stopped" in server.log()
+
+
 # -- the AWS CLI ---------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def aws_cli() -> Path:
