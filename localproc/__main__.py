@@ -1,3 +1,3 @@
-from localproc.cli import main
+from localproc.entry import main
 
 main()

@@ -14,6 +14,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from localproc import helpcache
 from localproc.errors import ExitStatus, LocalprocError
 
 app = typer.Typer(
@@ -530,11 +531,44 @@ def _notify(message: str) -> None:
 
 def main() -> None:
     try:
-        app()
+        _help_from_cache_or_app()
     except KeyboardInterrupt:
         _end_process(int(ExitStatus.STOPPED))
     except SystemExit as ending:
         _end_process(ending.code)
+
+
+def _help_from_cache_or_app() -> None:
+    """Help for `localproc` and `localproc COMMAND` is rendered here rather than by click, so
+    that its text can be kept for the next call (see helpcache)."""
+    command_path = helpcache.help_request(sys.argv[1:])
+    if command_path is None or not helpcache.invoked_as_program():
+        app()
+        return
+    text = render_help(command_path)
+    if text is None:  # not one of our commands: click says so
+        app()
+        return
+    helpcache.store(command_path, text)
+    sys.stdout.write(text)
+    raise SystemExit(0)
+
+
+def render_help(command_path: tuple[str, ...]) -> str | None:
+    """Exactly what `--help` prints (click's help option echoes `ctx.get_help()` and a newline)."""
+    import click
+
+    group = typer.main.get_command(app)
+    context = group.context_class(group, info_name=helpcache.PROGRAM)
+    command: click.Command = group
+    for name in command_path:
+        assert isinstance(command, click.Group)
+        found = command.get_command(context, name)
+        if found is None:
+            return None
+        command = found
+        context = command.context_class(command, info_name=name, parent=context)
+    return command.get_help(context) + "\n"
 
 
 def _end_process(code: object) -> NoReturn:
