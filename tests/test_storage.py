@@ -269,6 +269,23 @@ def test_download_of_a_replaced_object_fails_and_leaves_nothing(
     assert list(dest_dir.iterdir()) == []
 
 
+def test_download_of_a_replaced_small_object_fails_and_leaves_nothing(
+    s3: S3Helper, s3_store: S3Store, tmp_path: Path
+) -> None:
+    bucket = s3.make_bucket()
+    s3.client.put_object(Bucket=bucket, Key="small.txt", Body=b"second version")
+    # A listing taken before the object was replaced: one GET, conditional on that ETag.
+    stale = ObjectInfo(bucket, "small.txt", 13, "0123456789abcdef0123456789abcdef")
+    dest_dir = tmp_path / "dest"
+    dest_dir.mkdir()
+
+    with pytest.raises(StoreError) as raised:
+        s3_store.download_file(stale, dest_dir / "small.txt")
+
+    assert raised.value.code == "PreconditionFailed"
+    assert list(dest_dir.iterdir()) == []
+
+
 def test_upload_with_kms_key(s3: S3Helper, s3_store: S3Store, tmp_path: Path) -> None:
     import boto3
 

@@ -187,6 +187,32 @@ def test_s3_stream_translates_a_body_cut_short(aws_test_env: None) -> None:
     assert raised.value.key == "cut.bin"
 
 
+def test_s3_download_of_a_small_object_fetches_a_cut_body_again(
+    aws_test_env: None, tmp_path: Path
+) -> None:
+    whole = bytes(range(256)) * 4
+    bodies = [whole[:10], whole[:500], whole]  # cut twice, then whole
+    with _scripted_endpoint(len(whole), bodies) as (endpoint, served):
+        store = S3Store(endpoint, "us-east-1", retry_attempts=1)
+        store.download_file(ObjectInfo("bucket", "small.bin", len(whole), "etag"), tmp_path / "f")
+
+    assert len(served) == 3
+    assert (tmp_path / "f").read_bytes() == whole
+
+
+def test_s3_download_of_a_small_object_gives_up_after_three_cut_bodies(
+    aws_test_env: None, tmp_path: Path
+) -> None:
+    with _scripted_endpoint(1000, [b"0123456789"] * 4) as (endpoint, served):
+        store = S3Store(endpoint, "us-east-1", retry_attempts=1)
+        with pytest.raises(StoreError) as raised:
+            store.download_file(ObjectInfo("bucket", "cut.bin", 1000, "etag"), tmp_path / "f")
+
+    assert len(served) == 3
+    assert raised.value.key == "cut.bin"
+    assert list(tmp_path.iterdir()) == []  # no partial file, no temporary file
+
+
 def test_s3_unreachable(aws_test_env: None) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -249,31 +275,43 @@ def test_folder_store_does_not_open_links_out_of_the_root(tmp_path: Path) -> Non
 def _truncating_endpoint(promised: int, sent: bytes) -> Iterator[str]:
     """An HTTP endpoint that answers one request with a 200 promising `promised` bytes, sends
     `sent`, and hangs up: what a dropped connection looks like to the client."""
+    with _scripted_endpoint(promised, [sent]) as (endpoint, _served):
+        yield endpoint
+
+
+@contextmanager
+def _scripted_endpoint(promised: int, bodies: list[bytes]) -> Iterator[tuple[str, list[bytes]]]:
+    """Answers one request per connection, the n-th with a 200 promising `promised` bytes and
+    sending `bodies[n]`, then hangs up; yields the URL and the list of request lines served."""
     listener = socket.create_server(("127.0.0.1", 0))
+    served: list[bytes] = []
 
     def serve() -> None:
-        try:
-            conn, _ = listener.accept()
-        except OSError:
-            return  # closed before any request came
-        with conn:
-            request = b""
-            while b"\r\n\r\n" not in request:
-                data = conn.recv(65536)
-                if not data:
-                    return
-                request += data
-            conn.sendall(
-                b"HTTP/1.1 200 OK\r\n"
-                + f"Content-Length: {promised}\r\n".encode()
-                + b'ETag: "etag"\r\nContent-Type: application/octet-stream\r\n\r\n'
-                + sent
-            )
+        for body in bodies:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return  # closed before any request came
+            with conn:
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    request += data
+                served.append(request.split(b"\r\n", 1)[0])
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\n"
+                    + f"Content-Length: {promised}\r\n".encode()
+                    + b'ETag: "etag"\r\nContent-Type: application/octet-stream\r\n'
+                    + b"Connection: close\r\n\r\n"
+                    + body
+                )
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", served
     finally:
         listener.close()
         thread.join(5)
