@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -200,10 +201,16 @@ class DockerEngine:
         import docker.errors
 
         selector = {"label": f"{JOB_LABEL}={job_name}"}
+
+        def remove(container_id: str) -> None:
+            with contextlib.suppress(docker.errors.NotFound):
+                self.client.api.remove_container(container_id, force=True)
+
         with engine_errors(f"removing the containers and networks of {job_name}"):
-            for container in self.client.containers.list(all=True, filters=selector, sparse=True):
-                with contextlib.suppress(docker.errors.NotFound):
-                    self.client.api.remove_container(container.id, force=True)
+            containers = self.client.containers.list(all=True, filters=selector, sparse=True)
+            # All at once: the engine removes several containers in about the time of one.
+            with ThreadPoolExecutor(max_workers=max(1, min(len(containers), 16))) as pool:
+                list(pool.map(remove, [container.id for container in containers]))
             for network in self.client.networks.list(filters=selector):
                 with contextlib.suppress(docker.errors.NotFound):
                     network.remove()
