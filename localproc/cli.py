@@ -477,6 +477,12 @@ def gc(
         f"reconciled {len(report.reconciled)} job(s) whose runner had died; removed the "
         f"containers and networks of {len(report.removed_resources)} and the staging of "
         f"{len(report.removed_staging)}; freed {report.cache_bytes_freed} bytes of input cache"
+        + (
+            f"; removed {len(report.removed_runner_logs)} log(s) of background runs that never "
+            "started"
+            if report.removed_runner_logs
+            else ""
+        )
         + ("" if engine else " (no Docker engine answered: containers not checked)")
     )
 

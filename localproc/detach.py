@@ -39,9 +39,8 @@ def start_detached(request: dict[str, Any], settings: RunSettings) -> str:
     arn = job_arn_for(request, settings)
     if store.exists(name):
         store.claim(name, arn)  # raises ResourceInUse
-    runners = settings.state_dir / "runners"
-    runners.mkdir(parents=True, exist_ok=True)
-    log_path = runners / f"{name}.log"
+    log_path = store.runner_log(name)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "localproc", "run", "-", *_run_options(settings)]
     with log_path.open("ab") as log:
         process = subprocess.Popen(

@@ -3,24 +3,27 @@ died (killed, crashed, rebooted) so that their records and leftovers are put rig
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import socket
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-from localproc.errors import CannotRunHere
+from localproc.errors import CannotRunHere, LocalprocError
 from localproc.listing import ListQuery, list_page
 from localproc.records import ENDED, PRIVATE_KEY, RUNNING, JobStore, describe_shape, now, timestamp
 from localproc.runtime.engine import DockerEngine
 from localproc.transfer.cache import InputCache
 
+# A background run records its job within two minutes or gives up (detach.START_TIMEOUT_SECONDS).
+ORPHAN_RUNNER_LOG_SECONDS = 600
 RUNNER_DIED = "InternalServerError: the runner exited unexpectedly"
 
 
@@ -118,6 +121,7 @@ class GarbageReport:
     removed_resources: list[str]  # jobs whose containers and networks were removed
     removed_staging: list[str]  # jobs whose staging folder was removed
     cache_bytes_freed: int = 0
+    removed_runner_logs: list[str] = field(default_factory=list)  # of runs that never started
 
 
 def collect_garbage(
@@ -143,9 +147,25 @@ def collect_garbage(
             if not any(_identity_alive(_identity_from_label(label)) for label in runners):
                 engine.remove_job_resources(job_name)
                 report.removed_resources.append(job_name)
+    report.removed_runner_logs = _remove_orphan_runner_logs(store)
     if cache_cap_bytes is not None:
         report.cache_bytes_freed = InputCache(store.state_dir / "cache", cache_cap_bytes).trim()
     return report
+
+
+def _remove_orphan_runner_logs(store: JobStore) -> list[str]:
+    """Runner logs of background runs that never recorded their job (rejected, or killed before
+    that): the caller was told why at the time. A run records its job within two minutes or
+    gives up, so a younger log may still belong to a run that is starting."""
+    removed = []
+    folder = store.state_dir / "runners"
+    settled = time.time() - ORPHAN_RUNNER_LOG_SECONDS
+    for log in folder.glob("*.log") if folder.is_dir() else []:
+        with contextlib.suppress(OSError, LocalprocError):
+            if not store.exists(log.stem) and log.stat().st_mtime < settled:
+                log.unlink()
+                removed.append(log.stem)
+    return sorted(removed)
 
 
 def connect_engine_if_possible() -> DockerEngine | None:

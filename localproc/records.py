@@ -73,6 +73,12 @@ class JobStore:
             )
         return self.jobs_dir / name
 
+    def runner_log(self, name: str) -> Path:
+        """Output of a background (`--detach`, `serve`) run's own process: kept outside the job's
+        folder, because the run may be rejected before that folder exists."""
+        self.job_dir(name)  # checks the name
+        return self.state_dir / "runners" / f"{name}.log"
+
     def exists(self, name: str) -> bool:
         return (self.job_dir(name) / RECORD_FILE).exists()
 
@@ -152,7 +158,8 @@ class JobStore:
         return self.update(name, {"ProcessingJobStatus": "Stopping"})
 
     def delete(self, name: str) -> None:
-        """Remove an ended job's record, logs and local outputs, and free its name."""
+        """Remove an ended job's record, logs (its runner's too) and local outputs, and free its
+        name."""
         with self.locked(name):
             status = self.load(name).get("ProcessingJobStatus")
             if status not in ENDED:
@@ -163,6 +170,7 @@ class JobStore:
             # Rename first so the name is free at once and a reader never sees a half-deleted job.
             doomed = self.jobs_dir / f".deleted-{name}-{os.getpid()}"
             os.rename(self.job_dir(name), doomed)
+            self.runner_log(name).unlink(missing_ok=True)
         shutil.rmtree(doomed, ignore_errors=True)
 
 

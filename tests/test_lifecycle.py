@@ -248,9 +248,12 @@ def test_detached_run_logs_follow_delete(localproc: Localproc, s3: Any) -> None:
     only = localproc("logs", name, "--instance", "algo-1")
     assert only.stdout.splitlines() == ["tick 0", "tick 1", "tick 2"]
 
+    runner_log = localproc.state_dir / "runners" / f"{name}.log"
+    assert runner_log.is_file()
     deleted = localproc("delete", name)
     assert deleted.exit_code == 0, deleted.output
     assert not localproc.job_dir(name).exists()
+    assert not runner_log.exists()
     assert localproc("describe", name).exit_code == 2
     # The name is free again.
     rerun = localproc(

@@ -39,3 +39,28 @@ def test_status_changes_follow_the_service(tmp_path: Path) -> None:
     with pytest.raises(ValidationException) as refused:
         store.request_stop("job")
     assert "is in status Completed" in str(refused.value)
+
+
+def test_gc_removes_runner_logs_only_of_runs_that_never_recorded_their_job(
+    tmp_path: Path,
+) -> None:
+    import os
+    import time
+
+    from localproc.manage import ORPHAN_RUNNER_LOG_SECONDS, collect_garbage
+
+    store = JobStore(tmp_path)
+    store.claim("recorded", "arn")
+    store.create("recorded", {"ProcessingJobName": "recorded", "ProcessingJobStatus": "Completed"})
+    long_ago = time.time() - ORPHAN_RUNNER_LOG_SECONDS - 60
+    logs = {name: store.runner_log(name) for name in ("recorded", "rejected", "starting")}
+    for name, log in logs.items():
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(f"output of {name}\n")
+        if name != "starting":
+            os.utime(log, (long_ago, long_ago))
+
+    report = collect_garbage(store, engine=None)
+
+    assert report.removed_runner_logs == ["rejected"]
+    assert sorted(p.stem for p in logs["recorded"].parent.iterdir()) == ["recorded", "starting"]
