@@ -9,12 +9,13 @@ anything else.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import shutil
 import sys
 from pathlib import Path
+
+from localproc.usercache import cache_dir, write_atomically
 
 PROGRAM = "localproc"
 _CLI_SOURCE = Path(__file__).with_name("cli.py")
@@ -44,24 +45,11 @@ def read(command_path: tuple[str, ...]) -> str | None:
 
 def store(command_path: tuple[str, ...], text: str) -> None:
     """Best effort: without a writable cache folder, help is rendered each time."""
-    path = _cache_file(command_path)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / PROGRAM / "help"
+    write_atomically(_cache_file(command_path), text)
 
 
 def _cache_file(command_path: tuple[str, ...]) -> Path:
-    return cache_dir() / f"{_key(command_path)}.txt"
+    return cache_dir("help") / f"{_key(command_path)}.txt"
 
 
 def _key(command_path: tuple[str, ...]) -> str:

@@ -12,13 +12,13 @@ once per process and then shared.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from localproc.usercache import cache_dir, write_atomically
 
 if TYPE_CHECKING:
     from botocore.loaders import Loader
@@ -65,22 +65,17 @@ def describe_only_members() -> frozenset[str]:
     )
 
 
-def model_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "localproc" / "models"
-
-
 def _processing_model_data() -> dict[str, Any]:
     from botocore.loaders import create_loader
 
     loader = create_loader()
-    cache_file = model_cache_dir() / f"{SERVICE_NAME}-{_source_key(loader)}.json"
+    cache_file = cache_dir("models") / f"{SERVICE_NAME}-{_source_key(loader)}.json"
     try:
         return json.loads(cache_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         pass  # not cut yet, or unreadable: cut it now
     data = processing_part(loader.load_service_model(SERVICE_NAME, "service-2"))
-    _write_atomically(cache_file, json.dumps(data, separators=(",", ":")))
+    write_atomically(cache_file, json.dumps(data, separators=(",", ":")))
     return data
 
 
@@ -99,18 +94,6 @@ def _source_key(loader: Loader) -> str:
                 continue
             parts.append(f"{path}:{info.st_size}:{info.st_mtime_ns}")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Best effort: a read-only or full home folder only means the cut is made again next run."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
 
 
 def processing_part(data: dict[str, Any]) -> dict[str, Any]:
