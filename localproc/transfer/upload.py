@@ -14,7 +14,7 @@ from pathlib import Path
 from localproc.spec.job import OutputSpec
 from localproc.storage import ObjectStore, StoreError, parse_s3_uri
 
-UPLOAD_WORKERS = 8
+UPLOAD_WORKERS = 16  # as many in flight as downloads: small objects are latency-bound
 
 
 @dataclass(frozen=True)
