@@ -149,6 +149,95 @@ CASES: list[tuple[str, Mutation, str]] = [
         "ContainerEntrypoint must not contain empty strings",
     ),
     (
+        "string-min-length",
+        setter("RoleArn", "short"),
+        "Value 'short' at 'roleArn' failed to satisfy constraint: "
+        "Member must have length greater than or equal to 20",
+    ),
+    (
+        "list-min-length",
+        setter("AppSpecification.ContainerArguments", []),
+        "Value '[]' at 'appSpecification.containerArguments' failed to satisfy constraint: "
+        "Member must have length greater than or equal to 1",
+    ),
+    (
+        "map-value-constraints",
+        setter("Environment", {"K": "v" * 257}),
+        "at 'environment' failed to satisfy constraint: Map value must satisfy constraint: "
+        "[Member must have length less than or equal to 256",
+    ),
+    (
+        "map-size",
+        setter("Environment", {f"K{i}": "v" for i in range(101)}),
+        "at 'environment' failed to satisfy constraint: "
+        "Member must have length less than or equal to 100",
+    ),
+    (
+        "unicode-class-pattern",
+        setter("Tags", [{"Key": "bad!", "Value": "v"}]),
+        "Value 'bad!' at 'tags.1.member.key' failed to satisfy constraint: Member must satisfy "
+        r"regular expression pattern: ([\p{L}\p{Z}\p{N}_.:/=+\-@]*)",
+    ),
+    (
+        "output-local-paths-unique",
+        setter(
+            "ProcessingOutputConfig.Outputs",
+            [
+                s3_output("out", "s3://bucket/out/", "/opt/ml/processing/output"),
+                s3_output("out2", "s3://bucket/out2/", "/opt/ml/processing/output"),
+            ],
+        ),
+        "LocalPath must be unique across processing outputs; also used at "
+        f"'{OUTPUT}.s3Output.localPath'",
+    ),
+    (
+        "output-names-unique",
+        setter(
+            "ProcessingOutputConfig.Outputs",
+            [
+                s3_output("out", "s3://bucket/out/", "/opt/ml/processing/output"),
+                s3_output("out", "s3://bucket/out2/", "/opt/ml/processing/output2"),
+            ],
+        ),
+        "OutputName must be unique across processing outputs",
+    ),
+    (
+        "no-empty-argument-strings",
+        setter("AppSpecification.ContainerArguments", ["--flag", ""]),
+        "Value '' at 'appSpecification.containerArguments.2.member' failed to satisfy "
+        "constraint: ContainerArguments must not contain empty strings",
+    ),
+    (
+        "dataset-definition-needs-one-query",
+        setter(
+            "ProcessingInputs.0",
+            {
+                "InputName": "data",
+                "DatasetDefinition": {
+                    "LocalPath": "/opt/ml/processing/input",
+                    "DataDistributionType": "FullyReplicated",
+                    "InputMode": "File",
+                },
+            },
+        ),
+        "Exactly one of AthenaDatasetDefinition or RedshiftDatasetDefinition must be set",
+    ),
+    (
+        "s3-uri-names-an-s3-bucket",
+        setter("ProcessingInputs.0.S3Input.S3Uri", "https://example.com/bucket/key"),
+        f"Value 'https://example.com/bucket/key' at '{INPUT}.s3Input.s3Uri' failed to satisfy "
+        "constraint: Not an S3 URL",
+    ),
+    (
+        "s3-uri-without-query",
+        setter(
+            "ProcessingOutputConfig.Outputs.0.S3Output.S3Uri",
+            "https://s3.amazonaws.com/bucket/out/?versionId=1",
+        ),
+        f"at '{OUTPUT}.s3Output.s3Uri' failed to satisfy constraint: S3 URI "
+        "'https://s3.amazonaws.com/bucket/out/?versionId=1' has a query or fragment",
+    ),
+    (
         "unknown-parameter",
         setter("Colour", "blue"),
         'Unknown parameter in input: "Colour", must be one of:',
@@ -282,8 +371,10 @@ def test_dataset_definition_inputs_are_refused_with_exit_4_naming_the_input(
         }
     )
 
-    result = localproc("run", str(localproc.write_payload(payload)))
+    path = localproc.write_payload(payload)
+    for command in ("run", "plan"):
+        result = localproc(command, str(path))
 
-    assert result.exit_code == 4
-    assert "input 'query': DatasetDefinition inputs (Athena/Redshift queries)" in result.stderr
-    assert not localproc.state_dir.exists()
+        assert result.exit_code == 4, command
+        assert "input 'query': DatasetDefinition inputs (Athena/Redshift queries)" in result.stderr
+        assert not localproc.state_dir.exists()

@@ -19,6 +19,7 @@ import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from localproc.errors import ParameterValidationError, ValidationException
+from localproc.s3uri import parse_s3_uri
 from localproc.spec.service_model import create_request_shape
 
 if typing.TYPE_CHECKING:
@@ -415,6 +416,26 @@ def _service_rule_problems(request: Mapping[str, typing.Any]) -> Iterator[str]:
     yield from _channel_problems(outputs, _OUTPUT_RULES)
     yield from _feature_store_problems(outputs)
     yield from _empty_string_problems(request.get("AppSpecification") or {})
+    yield from _s3_uri_problems(inputs, "S3Input", _INPUT_RULES.list_path)
+    yield from _s3_uri_problems(outputs, "S3Output", _OUTPUT_RULES.list_path)
+
+
+def _s3_uri_problems(
+    channels: Sequence[Mapping[str, typing.Any]], source_member: str, list_path: str
+) -> Iterator[str]:
+    """The model's pattern lets any host through (`https://example.com/x`); an S3 URI must name
+    an S3 bucket, or the run would fail only after its containers had started."""
+    for index, channel in enumerate(channels):
+        uri = (channel.get(source_member) or {}).get("S3Uri")
+        if not isinstance(uri, str) or not uri.lower().startswith(("s3://", "https://")):
+            continue  # absent, or already reported against the model's pattern
+        try:
+            parse_s3_uri(uri)
+        except ValueError as err:
+            field = _child_path(
+                _child_path(_element_path(list_path, index), source_member), "S3Uri"
+            )
+            yield violation(uri, field, str(err))
 
 
 def _channel_problems(
