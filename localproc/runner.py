@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from localproc.errors import ExitStatus, JobFailure, algorithm_error
+from localproc.errors import ExitStatus, JobFailure, LocalprocError, algorithm_error
 from localproc.manage import runner_identity, runner_label
 from localproc.plan import JobPlan
 from localproc.records import PRIVATE_KEY, JobStore, now, timestamp
@@ -184,8 +184,9 @@ class Runner:
             outcome.exit_message = self._exit_message(self.plan)
         except JobFailure as failure:
             outcome.status, outcome.failure_reason = "Failed", failure.reason
-        except (EngineError, OSError) as err:
-            # Docker or this host's filesystem failed us, not the job: the service's wording.
+        except (EngineError, OSError, LocalprocError) as err:
+            # Docker, this host's filesystem or S3 failed us, not the job: the service's wording.
+            # Whatever it was, the recorded job ends with a status and a reason.
             outcome.status, outcome.failure_reason = "Failed", f"InternalServerError: {err}"
         finally:
             self._clean_up()
@@ -199,6 +200,9 @@ class Runner:
                 outcome.failure_reason = "ClientError: Failed to upload output " + "; ".join(
                     outcome.uploads.failures
                 )
+            elif outcome.uploads.failures:  # the job's own reason stands; say what is missing
+                for failure in outcome.uploads.failures:
+                    self.notify(f"warning: output not uploaded: {failure}")
         self._await_removal()
         outcome.seconds = time.monotonic() - self.started
         self._finish(outcome)

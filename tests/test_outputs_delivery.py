@@ -217,3 +217,57 @@ def test_progress_on_a_terminal_and_none_with_json(localproc: Localproc, s3: Any
     )
     assert "staging inputs" not in quiet and "uploading outputs" not in quiet
     assert '"ProcessingJobStatus": "Completed"' in quiet
+
+
+WRITE_THEN_WAIT = r"""
+import time
+open('/opt/ml/processing/out/result.txt', 'w').write('made before S3 went away')
+print('written', flush=True)
+time.sleep(4)
+"""
+
+
+def test_s3_gone_by_upload_time_fails_the_job_naming_the_object(
+    localproc: Localproc, aws_test_env: None
+) -> None:
+    # A server of this test's own, so that stopping it touches no other test.
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    client.create_bucket(Bucket="vanishing")
+    client.put_object(Bucket="vanishing", Key="code/job.py", Body=WRITE_THEN_WAIT.encode())
+    name = unique_name("s3-gone")
+    payload = job_payload(
+        name,
+        entrypoint=["python3", "/opt/ml/processing/code/job.py"],
+        inputs=[s3_input("code", "s3://vanishing/code/", "/opt/ml/processing/code")],
+        outputs=[s3_output("result", f"s3://vanishing/{name}/", OUT)],
+    )
+    path = str(localproc.write_payload(payload))
+    env = {**os.environ, "LOCALPROC_HOME": str(localproc.state_dir)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "localproc", "run", path, "--s3-endpoint-url", endpoint],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        log = localproc.job_dir(name) / "logs" / "algo-1.log"
+        wait_for(lambda: log.exists() and "written" in log.read_text(), 60, "the output file")
+    finally:
+        server.stop()
+    try:
+        _out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+
+    assert process.returncode == 1, err
+    assert "Traceback" not in err
+    record = localproc.record(name)
+    assert record["ProcessingJobStatus"] == "Failed"
+    assert record["FailureReason"].startswith(
+        f"ClientError: Failed to upload output s3://vanishing/{name}/result.txt: "
+    )

@@ -11,7 +11,7 @@ from pathlib import Path
 from localproc.errors import client_error
 from localproc.plan import InputListing, InstancePlan, JobPlan, StagedObject
 from localproc.spec.job import JobSpec
-from localproc.storage import ObjectStore, StoreError, parse_s3_uri
+from localproc.storage import ObjectStore, StoreError, StoreUnreachable, parse_s3_uri
 from localproc.transfer.cache import InputCache, link_or_copy
 from localproc.transfer.manifest import read_manifest
 from localproc.transfer.pipe import PipeFeeder, make_fifo
@@ -83,7 +83,8 @@ def stage_inputs(
                 link_or_copy(cache.fetch(staged.source, store), dest)
             else:
                 store.download_file(staged.source, dest)
-        except StoreError as err:
+        except (StoreError, StoreUnreachable) as err:
+            # Once the job is recorded, even losing S3 altogether ends it Failed, with a reason.
             raise client_error(
                 f"Cannot download s3://{staged.source.bucket}/{staged.source.key}: {err}"
             ) from err

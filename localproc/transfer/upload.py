@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from localproc.spec.job import OutputSpec
-from localproc.storage import ObjectStore, StoreError, parse_s3_uri
+from localproc.storage import ObjectStore, StoreError, StoreUnreachable, parse_s3_uri
 
 UPLOAD_WORKERS = 16  # as many in flight as downloads: small objects are latency-bound
 
@@ -141,7 +141,8 @@ def upload_outputs(
     def upload(task: UploadTask) -> None:
         try:
             store.upload_file(task.source, task.bucket, task.key, kms_key_id=kms_key_id)
-        except (StoreError, OSError) as err:
+        except (StoreError, StoreUnreachable, OSError) as err:
+            # Unreachable too: the job is recorded, so it must end Failed naming the object.
             report.failures.append(f"s3://{task.bucket}/{task.key}: {err}")
             return
         report.uploaded.append(task)
