@@ -168,12 +168,14 @@ def run_job(
         notify(note)
 
     job_dir = records.claim(job.name, prepared.arn)
-    records.create(job.name, _initial_record(job, prepared.arn, settings))
     runner = Runner(
         job, prepared.plan, settings, prepared.store, engine, records, job_dir, notify, progress,
         prepared.credentials,
     )  # fmt: skip
+    # The handlers go in before the record exists: `stop` (or StopProcessingJob) may come the
+    # moment it does, and must stop the job rather than kill this process.
     with stop_on_signals(runner) if handle_signals else contextlib.nullcontext():
+        records.create(job.name, _initial_record(job, prepared.arn, settings))
         return runner.execute(prepared.failure, log_stream, colour)
 
 

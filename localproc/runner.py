@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from localproc.errors import ExitStatus, JobFailure, LocalprocError, algorithm_error
 from localproc.manage import runner_identity, runner_label
 from localproc.plan import JobPlan
-from localproc.records import PRIVATE_KEY, JobStore, now, timestamp
+from localproc.records import PRIVATE_KEY, IllegalTransition, JobStore, now, timestamp
 from localproc.runtime import JOB_LABEL, RUNNER_LABEL
 from localproc.runtime.cluster import DEADLINE_REASON, ClusterRun, InstanceResult
 from localproc.runtime.engine import (
@@ -221,7 +221,10 @@ class Runner:
         if self.network != DEFAULT_NETWORK:
             self.engine.create_network(self.job.name, self.labels, self.job.network_isolation)
         sink = LogSink(log_stream, self.job_dir / "logs", colour=colour)
-        cluster = ClusterRun(self.engine, specs, sink, self.settings.stop_grace_seconds)
+        cluster = ClusterRun(
+            self.engine, specs, sink, self.settings.stop_grace_seconds,
+            on_stopping=self._mark_stopping,
+        )  # fmt: skip
         cluster.create()
         self.cluster = cluster
         if self.stop_reason is not None:
@@ -258,6 +261,7 @@ class Runner:
             stage_inputs(
                 plan, self.store, self.staging_root, cache,
                 on_object=lambda staged: phase.advance(1, staged.source.size),
+                cancelled=lambda: self.stop_reason is not None,
             )  # fmt: skip
 
     def _start_continuous_uploads(self, plan: JobPlan) -> None:
@@ -384,8 +388,11 @@ class Runner:
         return f"Stopped: {self.stop_reason}."
 
     def _mark_stopping(self) -> None:
-        if self.records.load(self.job.name)["ProcessingJobStatus"] == "InProgress":
-            self.records.update(self.job.name, {"ProcessingJobStatus": "Stopping"})
+        """`describe` shows Stopping from the moment a stop begins, as the service does."""
+        # `localproc stop` may set it between the load and the update: then it is already so.
+        with contextlib.suppress(IllegalTransition):
+            if self.records.load(self.job.name)["ProcessingJobStatus"] == "InProgress":
+                self.records.update(self.job.name, {"ProcessingJobStatus": "Stopping"})
 
     def _finish(self, outcome: RunOutcome) -> None:
         current = self.records.load(self.job.name)["ProcessingJobStatus"]

@@ -4,7 +4,9 @@ and stopping by MaxRuntimeInSeconds or Ctrl-C. Real Docker, real S3, the CLI as 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,6 +20,7 @@ from docker_engine import (
     Localproc,
     job_payload,
     job_resources,
+    s3_input,
     s3_output,
     script_input,
     unique_name,
@@ -132,7 +135,7 @@ def test_describe_completed_and_failed_jobs_match_the_botocore_shape(
 
 
 def test_max_runtime_stops_the_job_uploads_outputs_and_exits_3(
-    localproc: Localproc, s3: Any
+    localproc: Localproc, s3: Any, docker_client: Any
 ) -> None:
     bucket = s3.make_bucket()
     name = unique_name("deadline")
@@ -158,6 +161,73 @@ def test_max_runtime_stops_the_job_uploads_outputs_and_exits_3(
     assert output_keys(s3, bucket, name) == ["started.txt", "terminated.txt"]
     described = json.loads(localproc("describe", name, "--json").stdout)
     assert describe_output_shape_problems(described) is None
+    assert job_resources(docker_client, localproc.names) == ([], [])
+    assert not (localproc.job_dir(name) / "staging").exists()
+
+
+def test_ctrl_c_while_staging_starts_no_further_download_and_no_container(
+    localproc: Localproc, s3: Any, docker_client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="werkzeug")  # moto's server logs every request
+    bucket = s3.make_bucket()
+    count = 300
+    for index in range(count):
+        s3.client.put_object(Bucket=bucket, Key=f"many/{index:03d}.txt", Body=b"x")
+    name = unique_name("stop-staging")
+    payload = job_payload(
+        name,
+        entrypoint=["true"],
+        inputs=[s3_input("many", f"s3://{bucket}/many/", "/opt/ml/processing/many")],
+    )
+
+    def gets() -> int:
+        pattern = re.compile(rf'"GET /{bucket}/many/\d+\.txt ')
+        return sum(1 for r in caplog.records if pattern.search(r.getMessage()))
+
+    process = spawn_run(
+        localproc, str(localproc.write_payload(payload)), "--s3-endpoint-url", s3.endpoint_url
+    )
+    try:
+        wait_for(lambda: gets() > 0, 60, "the first download")
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 3
+    finally:
+        process.kill()
+    record = localproc.record(name)
+    assert record["ProcessingJobStatus"] == "Stopped"
+    assert "ProcessingStartTime" not in record or record["ProcessingStartTime"] is None
+    assert gets() < count  # the downloads not yet started when the stop came were never made
+    assert job_resources(docker_client, localproc.names) == ([], [])
+    assert not (localproc.job_dir(name) / "staging").exists()
+
+
+STUBBORN = r"""
+import signal, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+print('sleeping', flush=True)
+time.sleep(120)
+"""
+
+
+def test_the_record_shows_stopping_during_the_grace_period(localproc: Localproc, s3: Any) -> None:
+    bucket = s3.make_bucket()
+    name = unique_name("stubborn")
+    entrypoint, code = script_input(s3, bucket, STUBBORN)
+    payload = job_payload(name, entrypoint=entrypoint, inputs=[code])
+    process = spawn_run(
+        localproc, str(localproc.write_payload(payload)), "--s3-endpoint-url", s3.endpoint_url,
+        "--stop-grace", "6",
+    )  # fmt: skip
+    try:
+        wait_for(started(localproc, name), 60, "the container to start")
+        process.send_signal(signal.SIGINT)
+        # The container ignores SIGTERM, so it runs on for the whole grace period.
+        wait_for(lambda: localproc.record(name)["ProcessingJobStatus"] == "Stopping", 5, "Stopping")
+        assert process.poll() is None
+        assert process.wait(timeout=60) == 3
+    finally:
+        process.kill()
+    assert localproc.record(name)["ProcessingJobStatus"] == "Stopped"
 
 
 def test_ctrl_c_stops_the_job_and_cleans_up(

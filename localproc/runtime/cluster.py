@@ -4,10 +4,11 @@ for all of them, and stop the rest as soon as one fails (SIGTERM, grace period, 
 from __future__ import annotations
 
 import contextlib
+import math
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -46,11 +47,14 @@ class ClusterRun:
         specs: Sequence[ContainerSpec],
         sink: LogSink,
         stop_grace_seconds: float,
+        on_stopping: Callable[[], None] | None = None,
     ) -> None:
         self._engine = engine
         self._specs = list(specs)
         self._sink = sink
         self._grace = stop_grace_seconds
+        self._on_stopping = on_stopping  # called once, when a stop of the whole job begins
+        self._stopping_announced = False
         self._containers: dict[str, Container] = {}
         self._stopping: set[str] = set()
         self._lock = threading.Lock()
@@ -118,6 +122,10 @@ class ClusterRun:
     def _act_on_stop_request(self, deadline: float | None) -> None:
         if deadline is not None and time.monotonic() >= deadline and self.stop_reason is None:
             self.stop_reason = DEADLINE_REASON
+        if self.stop_reason is not None and not self._stopping_announced:
+            self._stopping_announced = True
+            if self._on_stopping is not None:
+                self._on_stopping()
         if self._kill_requested and not self._killed:
             self._killed = True
             self.kill_all()
@@ -153,7 +161,8 @@ class ClusterRun:
 
         # An error here means the container is already gone: nothing left to stop.
         with contextlib.suppress(docker.errors.DockerException):
-            container.stop(timeout=int(self._grace))
+            # The engine counts the grace period in whole seconds: never less than asked.
+            container.stop(timeout=math.ceil(self._grace))
 
     def _stream_logs(self, host: str, container: Container) -> None:
         import docker.errors

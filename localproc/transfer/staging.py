@@ -51,11 +51,13 @@ def stage_inputs(
     staging_root: Path,
     cache: InputCache | None = None,
     on_object: Callable[[StagedObject], None] | None = None,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> None:
     """Download every object once per job, in parallel. An object that several instances get
     (FullyReplicated) is downloaded for the first of them and hard-linked into the others'
     folders, so each instance has its own directory tree. With a cache, an object cached
-    unchanged is linked from there instead of downloaded."""
+    unchanged is linked from there instead of downloaded. Once `cancelled()` (the job is being
+    stopped), no further object is started: staging ends after the ones in flight."""
     first_copy: dict[tuple[str, str], Path] = {}
     downloads: list[tuple[StagedObject, Path]] = []
     links: list[tuple[Path, Path]] = []
@@ -76,6 +78,8 @@ def stage_inputs(
                     downloads.append((staged, dest))
 
     def download(task: tuple[StagedObject, Path]) -> None:
+        if cancelled():
+            return
         staged, dest = task
         _make_writable_dir(dest.parent)
         try:
@@ -93,6 +97,8 @@ def stage_inputs(
 
     with ThreadPoolExecutor(max_workers=DOWNLOAD_WORKERS) as pool:
         list(pool.map(download, downloads))
+    if cancelled():
+        return
     for source, dest in links:
         _make_writable_dir(dest.parent)
         link_or_copy(source, dest)
