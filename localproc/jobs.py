@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import posixpath
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,7 +75,25 @@ def unsupported_features(job: JobSpec) -> list[str]:
                 f"input '{item.name}': S3InputMode Pipe needs the Docker engine on this "
                 "machine's kernel (a FIFO does not cross to a remote DOCKER_HOST)"
             )
+    problems += _shared_local_paths(job)
     return problems
+
+
+def _shared_local_paths(job: JobSpec) -> list[str]:
+    """The API lets an input and an output name the same LocalPath, but each is a folder of its
+    own here (staged inputs, uploaded outputs), and Docker cannot mount two at one path."""
+    inputs = {
+        posixpath.normpath(item.s3.local_path): item.name for item in job.inputs if item.s3
+    }
+    mounted_outputs = [
+        output for output in job.outputs if output.local_path and not output.app_managed
+    ]
+    return [
+        f"input '{inputs[path]}' and output '{output.name}' share LocalPath {path}: give the "
+        "output a LocalPath of its own (or copy the inputs there in the script)"
+        for output in mounted_outputs
+        if (path := posixpath.normpath(str(output.local_path))) in inputs
+    ]
 
 
 def _local_engine() -> bool:

@@ -378,3 +378,24 @@ def test_dataset_definition_inputs_are_refused_with_exit_4_naming_the_input(
         assert result.exit_code == 4, command
         assert "input 'query': DatasetDefinition inputs (Athena/Redshift queries)" in result.stderr
         assert not localproc.state_dir.exists()
+
+
+def test_an_input_and_an_output_on_one_local_path_are_refused_before_anything_starts(
+    localproc: Localproc, docker_client: Any
+) -> None:
+    payload = valid("shared-path")
+    payload["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["LocalPath"] = (
+        "/opt/ml/processing/input/"  # the input's LocalPath, written another way
+    )
+    path = localproc.write_payload(payload)
+    since = time.time()
+    for command in ("run", "plan"):
+        result = localproc(command, str(path), "--s3-root", str(localproc.workdir))
+
+        assert result.exit_code == 4, result.output
+        assert (
+            "input 'data' and output 'out' share LocalPath /opt/ml/processing/input"
+            in result.stderr
+        )
+    assert not localproc.state_dir.exists()
+    assert resources_created_since(docker_client, since, localproc.names) == []
