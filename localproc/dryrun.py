@@ -8,6 +8,7 @@ from typing import Any
 from localproc.jobs import Preparation
 from localproc.plan import JobPlan
 from localproc.records import parse_timestamp
+from localproc.runtime.engine import DEFAULT_NETWORK, job_network
 from localproc.spec.pricing import PRICES_DATE, estimate_cost, price_per_hour
 
 FIRST_KEYS = 5
@@ -97,8 +98,11 @@ def _instances(prepared: Preparation) -> dict[str, Any]:
 
 
 def _network(prepared: Preparation) -> str:
-    if prepared.job.network_isolation:
+    job = prepared.job
+    if job.network_isolation:
         return "isolated: an internal network of the job's own, no route out"
+    if job_network(job.name, job.instance_count, isolated=False) == DEFAULT_NETWORK:
+        return "Docker's default bridge, with outbound access (a lone instance needs no other)"
     return "a bridge network of the job's own, with outbound access"
 
 

@@ -30,7 +30,7 @@ from localproc.runtime.engine import (
     EngineError,
     Mount,
     container_name,
-    network_name,
+    job_network,
 )
 from localproc.runtime.logs import LogSink
 from localproc.spec.instance_types import instance_type, smallest_fitting
@@ -148,14 +148,7 @@ class Runner:
         self.stop_reason: str | None = None
         self.kill_now = False
         self.labels = {JOB_LABEL: job.name, RUNNER_LABEL: runner_label(runner_identity())}
-        # Instances need a network of the job's own to find each other, and isolation needs one
-        # to shut; a lone instance with outbound access does fine on Docker's default bridge,
-        # which saves creating and removing a network (about 0.3 s).
-        self.network = (
-            DEFAULT_NETWORK
-            if job.instance_count == 1 and not job.network_isolation
-            else network_name(job.name)
-        )
+        self.network = job_network(job.name, job.instance_count, job.network_isolation)
 
     def request_stop(self, reason: str, immediately: bool = False) -> None:
         """Called from a signal handler: only sets fields that the run acts on."""

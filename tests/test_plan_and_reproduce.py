@@ -90,6 +90,26 @@ def test_plan_shows_what_run_then_stages(localproc: Localproc, s3: Any) -> None:
     assert (instances["Count"], instances["Type"], instances["Gpus"]) == (3, "ml.t3.medium", 0)
     assert instances["Hosts"] == ["algo-1", "algo-2", "algo-3"]
     assert doc["EstimatedCost"]["UpToUsd"] == pytest.approx(3 * 0.05 * 300 / 3600)
+    assert doc["Network"] == "a bridge network of the job's own, with outbound access"
+
+
+def test_plan_shows_the_network_run_uses(localproc: Localproc) -> None:
+    quickstart = Path(__file__).parent.parent / "fixtures" / "jobs" / "quickstart.json"
+    s3_root = str(quickstart.parent.parent / "s3")
+    payload = json.loads(quickstart.read_text())
+
+    def network(**changes: Any) -> str:
+        payload["ProcessingResources"]["ClusterConfig"].update(changes)
+        path = str(localproc.write_payload(payload))
+        planned = localproc("plan", path, "--s3-root", s3_root, "--json")
+        assert planned.exit_code == 0, planned.output
+        return str(json.loads(planned.stdout)["Network"])
+
+    # One instance joins Docker's default bridge (run creates no network for it).
+    assert network(InstanceCount=1).startswith("Docker's default bridge")
+    assert network(InstanceCount=2) == "a bridge network of the job's own, with outbound access"
+    payload["NetworkConfig"] = {"EnableNetworkIsolation": True}
+    assert network(InstanceCount=1).startswith("isolated: an internal network of the job's own")
 
 
 def test_plan_creates_nothing(localproc: Localproc, s3: Any, docker_client: Any) -> None:

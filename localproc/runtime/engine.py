@@ -68,6 +68,15 @@ def network_name(job_name: str) -> str:
     return f"localproc-{job_name}"
 
 
+def job_network(job_name: str, instance_count: int, isolated: bool) -> str:
+    """The network a job's containers join. Instances need a network of the job's own to find
+    each other, and isolation needs one to shut; a lone instance with outbound access does fine
+    on Docker's default bridge, which saves creating and removing a network (about 0.3 s)."""
+    if instance_count == 1 and not isolated:
+        return DEFAULT_NETWORK
+    return network_name(job_name)
+
+
 class DockerEngine:
     """A connected engine. Create with `DockerEngine.connect()`."""
 
