@@ -3,6 +3,7 @@ terminal's Ctrl-C does not reach it); this process returns once the job is recor
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
@@ -64,9 +65,16 @@ def start_detached(request: dict[str, Any], settings: RunSettings) -> str:
             detail = output[-1] if output else f"exit code {code}"
             raise DetachedRunRejected(detail, _exit_status(code))
         if time.monotonic() > deadline:
+            # Reported as not run, so it must not run: end it (it has not recorded the job,
+            # and its signal handlers stop a job that it records meanwhile).
+            process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=30)
+            if store.exists(name):
+                break  # it recorded the job just before the end: the caller gets its ARN
             raise DetachedRunRejected(
-                f"the background run did not record the job within {START_TIMEOUT_SECONDS} s; "
-                f"see {log_path}",
+                f"the background run did not record the job within {START_TIMEOUT_SECONDS} s "
+                f"(a large image to pull?) and was ended; see {log_path}",
                 ExitStatus.CANNOT_RUN_HERE,
             )
         time.sleep(0.05)

@@ -510,3 +510,45 @@ def test_the_next_run_cleans_up_after_a_killed_runner(
     assert after.exit_code == 0, after.output
     assert job_resources(docker_client, {killed}) == ([], [])
     assert localproc.record(killed)["ProcessingJobStatus"] == "Failed"
+
+
+def test_a_detached_run_that_cannot_record_its_job_in_time_is_ended(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, aws_test_env: None
+) -> None:
+    """An S3 endpoint that accepts connections and never answers keeps the background run from
+    recording its job; the caller is told it did not run, so it must not run later either."""
+    import socket
+
+    from localproc import detach
+    from localproc.jobs import RunSettings
+    from localproc.records import JobStore
+
+    monkeypatch.setattr(detach, "START_TIMEOUT_SECONDS", 3)
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # listens, never answers
+        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        settings = RunSettings(state_dir=tmp_path / "state", s3_endpoint_url=endpoint)
+        name = unique_name("too-slow")
+        request = job_payload(
+            name,
+            entrypoint=["true"],
+            inputs=[s3_input("data", "s3://bucket/in/", "/opt/ml/processing/in")],
+        )
+        with pytest.raises(detach.DetachedRunRejected) as rejected:
+            detach.start_detached(request, settings)
+
+        assert rejected.value.exit_status == 4
+        assert "did not record the job within 3 s" in str(rejected.value)
+        assert not _processes_mentioning(str(settings.state_dir))  # the background run ended
+        assert not JobStore(settings.state_dir).exists(name)
+        assert JobStore(settings.state_dir).runner_log(name).is_file()
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    import psutil
+
+    found = []
+    for process in psutil.process_iter(["cmdline", "status"]):
+        cmdline = process.info["cmdline"] or []
+        if process.info["status"] != psutil.STATUS_ZOMBIE and any(text in a for a in cmdline):
+            found.append(process.pid)
+    return found
