@@ -24,6 +24,7 @@ from localproc.transfer.cache import InputCache
 
 # A background run records its job within two minutes or gives up (detach.START_TIMEOUT_SECONDS).
 ORPHAN_RUNNER_LOG_SECONDS = 600
+SCRATCH_DIR = "scratch"  # in a job's folder: snapshots of Continuous outputs before upload
 RUNNER_DIED = "InternalServerError: the runner exited unexpectedly"
 
 
@@ -139,6 +140,8 @@ def collect_garbage(
         if runner_alive(record):
             continue
         staging = store.job_dir(name) / "staging"
+        # A runner killed mid-upload may leave Continuous snapshots behind in scratch/.
+        shutil.rmtree(store.job_dir(name) / SCRATCH_DIR, ignore_errors=True)
         if staging.is_dir() and not (record.get(PRIVATE_KEY) or {}).get("KeepStaging"):
             shutil.rmtree(staging, ignore_errors=True)
             report.removed_staging.append(name)

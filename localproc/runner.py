@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from localproc.errors import ExitStatus, JobFailure, LocalprocError, algorithm_error
-from localproc.manage import runner_identity, runner_label
+from localproc.manage import SCRATCH_DIR, runner_identity, runner_label
 from localproc.plan import JobPlan
 from localproc.records import PRIVATE_KEY, IllegalTransition, JobStore, now, timestamp
 from localproc.runtime import JOB_LABEL, RUNNER_LABEL
@@ -272,7 +272,7 @@ class Runner:
             self.store,
             self.job.output_kms_key_id,
             warn=lambda message: self.notify(f"warning: {message}"),
-            scratch_dir=_private_dir(self.job_dir / "scratch"),
+            scratch_dir=_private_dir(self.job_dir / SCRATCH_DIR),
         )
         self.continuous.start()
 
@@ -422,6 +422,8 @@ class Runner:
             try:
                 self._finish_continuous_uploads()
             finally:
+                # Snapshots of Continuous outputs wait in scratch/ only until uploaded.
+                shutil.rmtree(self.job_dir / SCRATCH_DIR, ignore_errors=True)
                 if not self.settings.keep_staging:
                     shutil.rmtree(self.staging_root, ignore_errors=True)
 

@@ -78,6 +78,7 @@ def test_a_closed_file_reaches_s3_while_the_job_is_still_running(
         process.kill()
     assert body(s3, bucket, key) == b"written while running"
     assert latency < 6
+    assert not (localproc.job_dir(name) / "scratch").exists()  # snapshots are not kept
 
 
 REWRITE_AND_GROW = r"""
