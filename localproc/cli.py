@@ -84,7 +84,8 @@ S3EndpointOption = Annotated[
 RegionOption = Annotated[
     str | None,
     typer.Option(
-        help="AWS region for the ARN, AWS_REGION and prices (default: AWS_REGION or us-east-1)."
+        help="AWS region for the ARN, AWS_REGION and prices (default: the AWS configuration's, "
+        "else us-east-1)."
     ),
 ]
 NameOption = Annotated[str | None, typer.Option(help="Use this ProcessingJobName instead.")]

@@ -31,7 +31,7 @@ from localproc.spec.job import JobSpec, job_from_request
 from localproc.spec.load import to_create_request
 from localproc.spec.validate import validate_create_request
 from localproc.storage import ObjectStore, open_store
-from localproc.storage.credentials import host_credentials_environment
+from localproc.storage.credentials import configured_region, host_credentials_environment
 from localproc.transfer.progress import TransferProgress
 from localproc.transfer.staging import list_inputs
 
@@ -48,10 +48,14 @@ def prepare_request(payload: dict[str, Any], name: str | None = None) -> dict[st
 
 
 def resolve_region(explicit: str | None) -> str:
+    """--region, else the region boto3 would use (AWS_REGION, AWS_DEFAULT_REGION, the profile's
+    in ~/.aws/config), else us-east-1. The environment is read first: it is free, while the
+    profile needs botocore."""
     return (
         explicit
         or os.environ.get("AWS_REGION")
         or os.environ.get("AWS_DEFAULT_REGION")
+        or configured_region()
         or DEFAULT_REGION
     )
 
@@ -82,9 +86,7 @@ def unsupported_features(job: JobSpec) -> list[str]:
 def _shared_local_paths(job: JobSpec) -> list[str]:
     """The API lets an input and an output name the same LocalPath, but each is a folder of its
     own here (staged inputs, uploaded outputs), and Docker cannot mount two at one path."""
-    inputs = {
-        posixpath.normpath(item.s3.local_path): item.name for item in job.inputs if item.s3
-    }
+    inputs = {posixpath.normpath(item.s3.local_path): item.name for item in job.inputs if item.s3}
     mounted_outputs = [
         output for output in job.outputs if output.local_path and not output.app_managed
     ]

@@ -267,3 +267,27 @@ def test_reproduce_a_job_recorded_by_another_localproc_serve(
     assert f"reproducing {name} from {server.url}" in ran.stderr
     assert "algo-1 | again 42" in ran.stdout
     assert localproc.record(name)["ProcessingJobStatus"] == "Completed"
+
+
+def test_the_region_defaults_to_the_aws_profiles(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    config = tmp_path / "config"
+    config.write_text("[profile work]\nregion = eu-west-1\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("AWS_REGION", "AWS_DEFAULT_REGION")}
+    env.update(AWS_CONFIG_FILE=str(config), AWS_PROFILE="work", LOCALPROC_HOME=str(tmp_path))
+    repo = Path(__file__).parent.parent
+
+    def arn(*extra: str) -> str:
+        planned = subprocess.run(
+            [sys.executable, "-m", "localproc", "plan", str(repo / "fixtures/jobs/quickstart.json"),
+             "--s3-root", str(repo / "fixtures/s3"), "--json", *extra],
+            capture_output=True, text=True, env=env, timeout=120, check=False,
+        )  # fmt: skip
+        assert planned.returncode == 0, planned.stderr
+        return str(json.loads(planned.stdout)["ProcessingJobArn"])
+
+    assert arn().startswith("arn:aws:sagemaker:eu-west-1:")
+    assert arn("--region", "ap-south-1").startswith("arn:aws:sagemaker:ap-south-1:")

@@ -1,6 +1,7 @@
-"""The host's AWS credentials, for `--pass-aws-credentials`: resolved the way boto3 resolves
-them (environment, profile, SSO, instance role) and handed to the containers as the standard
-environment variables, since a container cannot reach the host's credential sources."""
+"""The host's AWS configuration. Credentials, for `--pass-aws-credentials`: resolved the way boto3
+resolves them (environment, profile, SSO, instance role) and handed to the containers as the
+standard environment variables, since a container cannot reach the host's credential sources.
+The configured region, for the ARN, AWS_REGION and prices."""
 
 from __future__ import annotations
 
@@ -24,3 +25,16 @@ def host_credentials_environment() -> dict[str, str]:
     if frozen.token:
         environment["AWS_SESSION_TOKEN"] = frozen.token
     return environment
+
+
+def configured_region() -> str | None:
+    """The region of the AWS configuration in use (AWS_PROFILE's, or the default profile's, in
+    ~/.aws/config), or None; a profile that does not exist is left for S3 to report."""
+    import botocore.exceptions
+    import botocore.session
+
+    try:
+        region = botocore.session.Session().get_config_variable("region")
+    except botocore.exceptions.BotoCoreError:
+        return None
+    return str(region) if region else None
