@@ -348,6 +348,8 @@ def list_(
         str | None, typer.Option(help="ISO 8601 time, e.g. 2026-11-29T10:00:00Z.")
     ] = None,
     creation_time_before: Annotated[str | None, typer.Option(help="ISO 8601 time.")] = None,
+    last_modified_time_after: Annotated[str | None, typer.Option(help="ISO 8601 time.")] = None,
+    last_modified_time_before: Annotated[str | None, typer.Option(help="ISO 8601 time.")] = None,
     sort_by: Annotated[str, typer.Option(help="Name, CreationTime or Status.")] = "CreationTime",
     sort_order: Annotated[str, typer.Option(help="Ascending or Descending.")] = "Descending",
     max_results: Annotated[
@@ -365,6 +367,12 @@ def list_(
         query = ListQuery(
             creation_time_after=_parse_time(creation_time_after, "--creation-time-after"),
             creation_time_before=_parse_time(creation_time_before, "--creation-time-before"),
+            last_modified_time_after=_parse_time(
+                last_modified_time_after, "--last-modified-time-after"
+            ),
+            last_modified_time_before=_parse_time(
+                last_modified_time_before, "--last-modified-time-before"
+            ),
             name_contains=name_contains,
             status_equals=status_equals,
             sort_by=sort_by,

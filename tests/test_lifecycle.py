@@ -201,14 +201,6 @@ def test_ctrl_c_while_staging_starts_no_further_download_and_no_container(
     assert not (localproc.job_dir(name) / "staging").exists()
 
 
-STUBBORN = r"""
-import signal, time
-signal.signal(signal.SIGTERM, signal.SIG_IGN)
-print('sleeping', flush=True)
-time.sleep(120)
-"""
-
-
 def test_the_record_shows_stopping_during_the_grace_period(localproc: Localproc, s3: Any) -> None:
     bucket = s3.make_bucket()
     name = unique_name("stubborn")
@@ -438,6 +430,16 @@ def test_list_filters_sorting_and_paging(localproc: Localproc, many_records: Pat
         )
     )
     assert window == ["job-07", "other-06", "job-05"]
+    # Each record was last modified at 11:00, an hour after its creation.
+    modified = names(
+        listed(
+            "--last-modified-time-after",
+            "2026-11-15T10:30:00Z",
+            "--last-modified-time-before",
+            "2026-11-17T10:30:00Z",
+        )
+    )
+    assert modified == ["other-06", "job-05"]
 
     first = listed("--max-results", "5")
     second = listed("--max-results", "5", "--next-token", first["NextToken"])
