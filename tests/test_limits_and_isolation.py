@@ -244,3 +244,73 @@ def test_inputs_larger_than_the_volume_fail_before_any_container(
     )
     assert resources_created_since(docker_client, since, localproc.names) == []
     assert not (localproc.job_dir(name) / "staging").exists()
+
+
+GATEWAY_PROBE = r"""
+import json, socket, sys, time
+port = int(sys.argv[1])
+me = socket.gethostbyname(socket.gethostname())
+gateway = me.rsplit('.', 1)[0] + '.1'  # the job network's bridge on the host
+outcome, deadline = 'never tried', time.time() + 8
+while time.time() < deadline:
+    s = socket.socket(); s.settimeout(1)
+    try:
+        s.connect((gateway, port)); outcome = 'reached'; break
+    except OSError as err:
+        outcome = 'blocked: %s' % err; time.sleep(0.2)
+    finally:
+        s.close()
+report = {'gateway': gateway, 'outcome': outcome}
+open('/opt/ml/processing/out/probe.json', 'w').write(json.dumps(report))
+"""
+
+
+def test_isolated_containers_cannot_reach_the_host_through_their_own_bridge(
+    localproc: Localproc, s3: Any, docker_client: Any
+) -> None:
+    """The one host address an isolated container has a route to is its own network's bridge;
+    a host service listening there is shut off by the firewall rule (not merely unrouted)."""
+    import os
+    import subprocess
+    import sys
+
+    from localproc.runtime import firewall
+
+    if not firewall.can_isolate_host():
+        pytest.skip("needs root and iptables")
+    with socket.socket() as probe_port:
+        probe_port.bind(("127.0.0.1", 0))
+        port = probe_port.getsockname()[1]
+    bucket = s3.make_bucket()
+    name = unique_name("gateway")
+    entrypoint, code = script_input(s3, bucket, GATEWAY_PROBE)
+    payload = job_payload(
+        name, entrypoint=entrypoint, arguments=[str(port)], inputs=[code],
+        outputs=[s3_output("out", f"s3://{bucket}/out", "/opt/ml/processing/out")],
+    )  # fmt: skip
+    payload["NetworkConfig"] = {"EnableNetworkIsolation": True}
+    env = {**os.environ, "LOCALPROC_HOME": str(localproc.state_dir)}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "localproc", "run", str(localproc.write_payload(payload)),
+         "--s3-endpoint-url", s3.endpoint_url],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    server = socket.socket()
+    try:
+        networks: list[Any] = []
+        deadline = time.monotonic() + 60
+        while not networks and time.monotonic() < deadline and run.poll() is None:
+            networks = docker_client.networks.list(names=[f"localproc-{name}"])
+            time.sleep(0.05)
+        assert networks, "the job's network never appeared"
+        gateway = networks[0].attrs["IPAM"]["Config"][0]["Gateway"]
+        server.bind((gateway, port))  # only on the job's bridge, never on other interfaces
+        server.listen(4)
+        _out, err = run.communicate(timeout=120)
+    finally:
+        run.kill()
+        server.close()
+    assert run.returncode == 0, err
+    seen = json.loads(s3.client.get_object(Bucket=bucket, Key="out/probe.json")["Body"].read())
+    assert seen["gateway"] == gateway
+    assert seen["outcome"].startswith("blocked"), seen
