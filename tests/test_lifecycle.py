@@ -201,15 +201,23 @@ def test_ctrl_c_while_staging_starts_no_further_download_and_no_container(
     assert not (localproc.job_dir(name) / "staging").exists()
 
 
-def test_the_record_shows_stopping_during_the_grace_period(localproc: Localproc, s3: Any) -> None:
+def spawn_stubborn(
+    localproc: Localproc, s3: Any, stop_grace: int
+) -> tuple[str, subprocess.Popen[str]]:
+    """A running job whose container ignores SIGTERM: only SIGKILL, after the grace, ends it."""
     bucket = s3.make_bucket()
     name = unique_name("stubborn")
     entrypoint, code = script_input(s3, bucket, STUBBORN)
     payload = job_payload(name, entrypoint=entrypoint, inputs=[code])
     process = spawn_run(
-        localproc, str(localproc.write_payload(payload)), "--s3-endpoint-url", s3.endpoint_url,
-        "--stop-grace", "6",
+        localproc, str(localproc.write_payload(payload)),
+        "--s3-endpoint-url", s3.endpoint_url, "--stop-grace", str(stop_grace),
     )  # fmt: skip
+    return name, process
+
+
+def test_the_record_shows_stopping_during_the_grace_period(localproc: Localproc, s3: Any) -> None:
+    name, process = spawn_stubborn(localproc, s3, stop_grace=6)
     try:
         wait_for(started(localproc, name), 60, "the container to start")
         process.send_signal(signal.SIGINT)
@@ -466,14 +474,7 @@ time.sleep(120)
 
 
 def test_a_second_ctrl_c_kills_the_containers_at_once(localproc: Localproc, s3: Any) -> None:
-    bucket = s3.make_bucket()
-    name = unique_name("stubborn")
-    entrypoint, code = script_input(s3, bucket, STUBBORN)
-    payload = job_payload(name, entrypoint=entrypoint, inputs=[code])
-    process = spawn_run(
-        localproc, str(localproc.write_payload(payload)),
-        "--s3-endpoint-url", s3.endpoint_url, "--stop-grace", "60",
-    )  # fmt: skip
+    name, process = spawn_stubborn(localproc, s3, stop_grace=60)
     try:
         wait_for(started(localproc, name), 60, "the container to start")
         process.send_signal(signal.SIGINT)
