@@ -147,14 +147,21 @@ def test_fully_replicated_objects_are_downloaded_once_per_job(
 
 
 def test_sharded_by_s3_key_splits_objects_disjointly_and_deterministically(
-    localproc: Localproc, s3: Any
+    localproc: Localproc, s3: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     bucket = s3.make_bucket()
     keys = [f"shards/part-{i:02d}.csv" for i in range(10)]
     put_objects(s3, bucket, keys)
     sharded = data(f"s3://{bucket}/shards/", S3DataDistributionType="ShardedByS3Key")
+    caplog.set_level(logging.INFO, logger="werkzeug")  # moto's server logs every request
 
     _, _, first = run_cluster(localproc, s3, bucket, 3, sharded)
+    gets = [
+        record.getMessage()
+        for record in caplog.records
+        if re.search(rf'"GET /{bucket}/shards/part-\d+\.csv ', record.getMessage())
+    ]
+    assert len(gets) == len(keys), gets  # each instance fetched its own shard, nothing more
     _, _, second = run_cluster(localproc, s3, bucket, 3, sharded)
 
     shards = {host: sorted(report["files"]) for host, report in first.items()}
@@ -164,6 +171,27 @@ def test_sharded_by_s3_key_splits_objects_disjointly_and_deterministically(
     assert shards == {host: sorted(report["files"]) for host, report in second.items()}
     # The documented rule: instance i (0-based) gets objects i, i+3, i+6, ... of the listing.
     assert shards["algo-1"] == ["part-00.csv", "part-03.csv", "part-06.csv", "part-09.csv"]
+
+
+def test_sharded_manifest_entries_are_split_in_manifest_order(
+    localproc: Localproc, s3: Any
+) -> None:
+    bucket = s3.make_bucket()
+    put_objects(s3, bucket, [f"pool/e{i}.csv" for i in range(5)])
+    # Listed out of key order: sharding follows the manifest, not the bucket's listing.
+    entries = ["e4.csv", "e0.csv", "e3.csv", "e1.csv", "e2.csv"]
+    manifest = [{"prefix": f"s3://{bucket}/pool/"}, *entries]
+    s3.client.put_object(Bucket=bucket, Key="lists/m.json", Body=json.dumps(manifest).encode())
+    listed = data(
+        f"s3://{bucket}/lists/m.json", S3DataType="ManifestFile",
+        S3DataDistributionType="ShardedByS3Key",
+    )  # fmt: skip
+
+    _, _, reports = run_cluster(localproc, s3, bucket, 2, listed)
+
+    # Round robin over the entries in the manifest's order: 1st, 3rd, 5th; 2nd, 4th.
+    assert sorted(reports["algo-1"]["files"]) == sorted(entries[0::2])
+    assert sorted(reports["algo-2"]["files"]) == sorted(entries[1::2])
 
 
 def test_more_instances_than_objects_leaves_an_empty_local_path(
