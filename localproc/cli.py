@@ -292,12 +292,12 @@ def _run_request(request: dict[str, Any], settings: Any, detach: bool, as_json: 
         )  # fmt: skip
     except LocalprocError as err:
         _fail(err)
+    for line in outcome.usage:  # on stderr, so also beside --json's document
+        _notify(line)
     if as_json:
         record = JobStore(settings.state_dir).load(outcome.name)
         typer.echo(json.dumps(describe_shape(record), indent=2))
     else:
-        for line in outcome.usage:
-            _notify(line)
         typer.echo(run_summary(outcome))
     raise typer.Exit(int(outcome.exit_status))
 
@@ -329,11 +329,19 @@ def describe(
         _print_json(described)
         return
     from localproc.dryrun import actual_cost
+    from localproc.manage import usage_lines
     from localproc.render import cost_text, describe_table
 
     cost = actual_cost(described)
-    job_dir = _store(state_dir).job_dir(name)
-    typer.echo(describe_table(described, job_dir, cost_text(cost) if cost else None))
+    store = _store(state_dir)
+    typer.echo(
+        describe_table(
+            described,
+            store.job_dir(name),
+            cost_text(cost) if cost else None,
+            usage_lines(store, name),
+        )  # fmt: skip
+    )
 
 
 @app.command("list")

@@ -94,6 +94,12 @@ def describe_job(store: JobStore, name: str) -> dict[str, Any]:
     return _without_nulls(describe_shape(load_reconciled(store, name)))
 
 
+def usage_lines(store: JobStore, name: str) -> list[str]:
+    """Each instance's peak memory and CPU, with the smallest instance type that would have
+    held it, as `run` printed them at the end (none for a job that ran no container)."""
+    return list((store.load(name).get(PRIVATE_KEY) or {}).get("UsageLines") or [])
+
+
 def list_jobs(store: JobStore, query: ListQuery) -> dict[str, Any]:
     query.check()
     records = [load_reconciled(store, name) for name in store.names()]

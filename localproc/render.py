@@ -6,7 +6,12 @@ from pathlib import Path
 from typing import Any
 
 
-def describe_table(described: dict[str, Any], job_dir: Path, cost: str | None = None) -> str:
+def describe_table(
+    described: dict[str, Any],
+    job_dir: Path,
+    cost: str | None = None,
+    usage: list[str] | None = None,
+) -> str:
     cluster = described.get("ProcessingResources", {}).get("ClusterConfig", {})
     app = described.get("AppSpecification", {})
     rows = [
@@ -31,6 +36,7 @@ def describe_table(described: dict[str, Any], job_dir: Path, cost: str | None = 
         ("Folder", str(job_dir)),
         ("SageMaker cost", cost or ""),
     ]
+    rows += [("Usage" if index == 0 else "", line) for index, line in enumerate(usage or [])]
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"{label:<{width}}  {value}" for label, value in rows if value)
 

@@ -340,7 +340,8 @@ class Runner:
             )
         if usage:
             record = self.records.load(self.job.name)
-            private = {**record.get(PRIVATE_KEY, {}), "InstanceUsage": usage}
+            # The lines too, so that `describe` can give the same sizing advice later.
+            private = {**record.get(PRIVATE_KEY, {}), "InstanceUsage": usage, "UsageLines": lines}
             self.records.update(self.job.name, {PRIVATE_KEY: private})
         return lines
 

@@ -155,6 +155,12 @@ def test_cpu_and_memory_limits_match_the_instance_type(localproc: Localproc, s3:
     # The run reports each instance's peak memory and the smallest type that holds it.
     assert "algo-1: peak memory" in result.stderr
     assert "smallest ml.t3 that holds it: ml.t3.medium" in result.stderr
+    # ... and `describe` gives the same advice later.
+    advice = next(line for line in result.stderr.splitlines() if "algo-1: peak memory" in line)
+    described = localproc("describe", name)
+    assert described.exit_code == 0
+    usage = next(line for line in described.stdout.splitlines() if line.startswith("Usage "))
+    assert usage.split(None, 1)[1] == advice.removeprefix("localproc: ")
 
 
 def test_limits_are_scaled_to_the_host_and_can_be_turned_off(localproc: Localproc, s3: Any) -> None:
