@@ -292,6 +292,29 @@ def test_pipe_mode_streams_objects_in_order_into_a_fifo(
     assert reports["algo-2"]["content"] == "record 1\nrecord 3\n"
 
 
+PIPE_SIPPER = r"""
+import json, pathlib
+me = json.load(open('/opt/ml/config/resourceconfig.json'))['current_host']
+with open('/opt/ml/processing/input/data/data_0', 'rb') as pipe:
+    head = pipe.read(16)  # then closes the pipe with megabytes still to come
+pathlib.Path('/opt/ml/processing/out/%s.json' % me).write_text(json.dumps({'head': head.decode()}))
+"""
+
+
+def test_a_container_that_closes_its_pipe_early_completes(localproc: Localproc, s3: Any) -> None:
+    bucket = s3.make_bucket()
+    s3.client.put_object(Bucket=bucket, Key="big/0.txt", Body=b"0123456789abcdef" * 2**18)
+    s3.client.put_object(Bucket=bucket, Key="big/1.txt", Body=b"never read" * 2**16)
+
+    name, _, reports = run_cluster(
+        localproc, s3, bucket, 1, data(f"s3://{bucket}/big/", S3InputMode="Pipe"),
+        script=PIPE_SIPPER,
+    )  # fmt: skip
+
+    assert reports["algo-1"]["head"] == "0123456789abcdef"
+    assert localproc.record(name)["ProcessingJobStatus"] == "Completed"
+
+
 FAIL_ONE = r"""
 import json, pathlib, signal, sys, time
 me = json.load(open('/opt/ml/config/resourceconfig.json'))['current_host']
