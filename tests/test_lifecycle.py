@@ -50,6 +50,12 @@ def started(localproc: Localproc, name: str) -> Callable[[], bool]:
     return check
 
 
+def assert_nothing_left(localproc: Localproc, docker_client: Any, name: str) -> None:
+    """No container or network of the job's remains, and its staging folder is gone."""
+    assert job_resources(docker_client, localproc.names) == ([], [])
+    assert not (localproc.job_dir(name) / "staging").exists()
+
+
 def spawn_run(localproc: Localproc, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "LOCALPROC_HOME": str(localproc.state_dir)}
     return subprocess.Popen(
@@ -161,8 +167,7 @@ def test_max_runtime_stops_the_job_uploads_outputs_and_exits_3(
     assert output_keys(s3, bucket, name) == ["started.txt", "terminated.txt"]
     described = json.loads(localproc("describe", name, "--json").stdout)
     assert describe_output_shape_problems(described) is None
-    assert job_resources(docker_client, localproc.names) == ([], [])
-    assert not (localproc.job_dir(name) / "staging").exists()
+    assert_nothing_left(localproc, docker_client, name)
 
 
 def test_ctrl_c_while_staging_starts_no_further_download_and_no_container(
@@ -197,8 +202,7 @@ def test_ctrl_c_while_staging_starts_no_further_download_and_no_container(
     assert record["ProcessingJobStatus"] == "Stopped"
     assert "ProcessingStartTime" not in record or record["ProcessingStartTime"] is None
     assert gets() < count  # the downloads not yet started when the stop came were never made
-    assert job_resources(docker_client, localproc.names) == ([], [])
-    assert not (localproc.job_dir(name) / "staging").exists()
+    assert_nothing_left(localproc, docker_client, name)
 
 
 def spawn_stubborn(
@@ -251,8 +255,7 @@ def test_ctrl_c_stops_the_job_and_cleans_up(
         process.kill()
     assert localproc.record(name)["ProcessingJobStatus"] == "Stopped"
     assert "terminated.txt" in output_keys(s3, bucket, name)
-    assert job_resources(docker_client, localproc.names) == ([], [])
-    assert not (localproc.job_dir(name) / "staging").exists()
+    assert_nothing_left(localproc, docker_client, name)
 
 
 def test_stop_from_another_process(localproc: Localproc, s3: Any) -> None:
