@@ -388,15 +388,20 @@ def list_(
             max_results=max_results,
             next_token=next_token,
         )
-        page = list_jobs(_store(state_dir), query)
+        unreadable: list[Any] = []
+        page = list_jobs(_store(state_dir), query, unreadable)
     except LocalprocError as err:
         _fail(err)
     if as_json:
         _print_json(page)
+        for damaged in unreadable:  # beside the API's shape, which has no place for them
+            _notify(f"warning: {damaged}")
         return
     from localproc.render import list_table
 
     typer.echo(list_table(page))
+    for damaged in unreadable:
+        typer.echo(f"{damaged.name}  (unreadable record: {damaged.path}: {damaged.problem})")
 
 
 def _parse_time(text: str | None, option: str) -> Any:

@@ -84,6 +84,23 @@ class ResourceLimitExceeded(LocalprocError):
     code = "ResourceLimitExceeded"
 
 
+class DamagedRecord(LocalprocError):
+    """A job's record cannot be read (truncated, not JSON, not a record): only that job is
+    affected. `path` is the record file."""
+
+    code = "DamagedRecord"
+
+    def __init__(self, name: str, path: object, problem: str) -> None:
+        super().__init__(
+            f"The record of processing job {name} ({path}) is damaged: {problem}. It cannot be "
+            f"described or stopped; delete the job (`localproc delete {name}`, or "
+            "DeleteProcessingJob) to remove it and free the name."
+        )
+        self.name = name
+        self.path = path
+        self.problem = problem
+
+
 class CannotRunHere(LocalprocError):
     """Something this host lacks: a Docker engine, a reachable S3 endpoint, the image."""
 

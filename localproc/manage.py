@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
-
-from localproc.errors import CannotRunHere, LocalprocError
+from localproc.errors import CannotRunHere, DamagedRecord, LocalprocError
 from localproc.listing import ListQuery, list_page
+from localproc.liveness import identity_alive, process_identity
 from localproc.records import ENDED, PRIVATE_KEY, RUNNING, JobStore, describe_shape, now, timestamp
 from localproc.runtime.engine import DockerEngine
 from localproc.transfer.cache import InputCache
@@ -30,12 +29,7 @@ RUNNER_DIED = "InternalServerError: the runner exited unexpectedly"
 
 def runner_identity() -> dict[str, Any]:
     """What identifies this process as a job's runner, even after its PID is reused."""
-    me = psutil.Process()
-    return {
-        "RunnerPid": me.pid,
-        "RunnerStartTime": me.create_time(),
-        "RunnerHost": socket.gethostname(),
-    }
+    return process_identity()
 
 
 def runner_label(identity: dict[str, Any]) -> str:
@@ -56,34 +50,24 @@ def runner_alive(record: dict[str, Any]) -> bool:
 
 
 def _identity_alive(info: dict[str, Any]) -> bool:
-    pid = info.get("RunnerPid")
-    if not isinstance(pid, int):
-        return False
-    if info.get("RunnerHost") not in (None, socket.gethostname()):
-        return True  # another host's runner: we cannot tell, so we do not touch it
-    try:
-        process = psutil.Process(pid)
-        started = process.create_time()
-        if process.status() == psutil.STATUS_ZOMBIE:
-            return False
-    except psutil.Error:
-        return False
-    expected = info.get("RunnerStartTime")
-    return expected is None or abs(started - float(expected)) < 1.0
+    return identity_alive(info)
 
 
 def _reconcile(store: JobStore, name: str, record: dict[str, Any]) -> dict[str, Any]:
     """A running record whose runner is gone becomes Failed; returns the current record."""
     if record.get("ProcessingJobStatus") not in RUNNING or runner_alive(record):
         return record
-    return store.update(
-        name,
-        {
-            "ProcessingJobStatus": "Failed",
-            "FailureReason": RUNNER_DIED,
-            "ProcessingEndTime": timestamp(now()),
-        },
-    )
+    changes = {
+        "ProcessingJobStatus": "Failed",
+        "FailureReason": RUNNER_DIED,
+        "ProcessingEndTime": timestamp(now()),
+    }
+    try:
+        return store.update(name, changes)
+    except OSError:
+        # Cannot be written now (a full disk, a read-only state dir): the answer is the same,
+        # and the next reader records it.
+        return {**record, **changes}
 
 
 def load_reconciled(store: JobStore, name: str) -> dict[str, Any]:
@@ -100,9 +84,19 @@ def usage_lines(store: JobStore, name: str) -> list[str]:
     return list((store.load(name).get(PRIVATE_KEY) or {}).get("UsageLines") or [])
 
 
-def list_jobs(store: JobStore, query: ListQuery) -> dict[str, Any]:
+def list_jobs(
+    store: JobStore, query: ListQuery, unreadable: list[DamagedRecord] | None = None
+) -> dict[str, Any]:
+    """ListProcessingJobs over the readable records; a damaged one is left out of the page (it
+    has no fields to filter or sort by) and added to `unreadable`, for the caller to show."""
     query.check()
-    records = [load_reconciled(store, name) for name in store.names()]
+    records = []
+    for name in store.names():
+        try:
+            records.append(load_reconciled(store, name))
+        except DamagedRecord as damaged:
+            if unreadable is not None:
+                unreadable.append(damaged)
     return list_page(records, query)
 
 
@@ -118,7 +112,9 @@ def stop_job(store: JobStore, name: str) -> dict[str, Any]:
 
 
 def delete_job(store: JobStore, name: str) -> None:
-    load_reconciled(store, name)
+    # A dead runner's job is Failed, so deletable; a damaged record is deletable as it is.
+    with contextlib.suppress(DamagedRecord):
+        load_reconciled(store, name)
     store.delete(name)
 
 
@@ -129,6 +125,8 @@ class GarbageReport:
     removed_staging: list[str]  # jobs whose staging folder was removed
     cache_bytes_freed: int = 0
     removed_runner_logs: list[str] = field(default_factory=list)  # of runs that never started
+    removed_stale_claims: list[str] = field(default_factory=list)  # claimer died unrecorded
+    unreadable: list[str] = field(default_factory=list)  # damaged records, left as they are
 
 
 def collect_garbage(
@@ -139,7 +137,11 @@ def collect_garbage(
     it belongs to: containers and networks carry their runner's identity in a label."""
     report = GarbageReport([], [], [])
     for name in store.names():
-        record = store.load(name)
+        try:
+            record = store.load(name)
+        except DamagedRecord as damaged:
+            report.unreadable.append(str(damaged.path))  # left for `delete`: it holds data
+            continue
         if record.get("ProcessingJobStatus") in RUNNING and not runner_alive(record):
             _reconcile(store, name, record)
             report.reconciled.append(name)
@@ -157,6 +159,9 @@ def collect_garbage(
                 engine.remove_job_resources(job_name)
                 report.removed_resources.append(job_name)
     report.removed_runner_logs = _remove_orphan_runner_logs(store)
+    report.removed_stale_claims = [
+        name for name in store.stale_claims() if store.clear_stale_claim(name)
+    ]
     if cache_cap_bytes is not None:
         report.cache_bytes_freed = InputCache(store.state_dir / "cache", cache_cap_bytes).trim()
     return report

@@ -12,6 +12,16 @@ from localproc.records import JOB_NAME_PATTERN, JobStore
 from localproc.spec.service_model import sagemaker_model
 
 
+def record_of(name: str, status: str) -> dict[str, str]:
+    """The fields every record has from its creation on."""
+    return {
+        "ProcessingJobName": name,
+        "ProcessingJobArn": f"arn:aws:sagemaker:us-east-1:000000000000:processing-job/{name}",
+        "ProcessingJobStatus": status,
+        "CreationTime": "2026-12-01T10:00:00.000+00:00",
+    }
+
+
 def test_the_name_rule_is_the_service_models() -> None:
     assert sagemaker_model().shape_for("ProcessingJobName").metadata["pattern"] == JOB_NAME_PATTERN
 
@@ -32,7 +42,7 @@ def test_status_changes_follow_the_service(tmp_path: Path) -> None:
 
     store = JobStore(tmp_path)
     store.claim("job", "arn")
-    store.create("job", {"ProcessingJobName": "job", "ProcessingJobStatus": "InProgress"})
+    store.create("job", record_of("job", "InProgress"))
     store.update("job", {"ProcessingJobStatus": "Completed"})
     with pytest.raises(IllegalTransition):
         store.update("job", {"ProcessingJobStatus": "InProgress"})
@@ -51,7 +61,7 @@ def test_gc_removes_runner_logs_only_of_runs_that_never_recorded_their_job(
 
     store = JobStore(tmp_path)
     store.claim("recorded", "arn")
-    store.create("recorded", {"ProcessingJobName": "recorded", "ProcessingJobStatus": "Completed"})
+    store.create("recorded", record_of("recorded", "Completed"))
     long_ago = time.time() - ORPHAN_RUNNER_LOG_SECONDS - 60
     logs = {name: store.runner_log(name) for name in ("recorded", "rejected", "starting")}
     for name, log in logs.items():
