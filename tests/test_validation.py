@@ -885,3 +885,197 @@ def test_describe_response_is_accepted_after_to_create_request() -> None:
 def test_describe_response_as_is_is_rejected_by_client_checks() -> None:
     problems = client_problems_of(describe_payload())
     assert any('Unknown parameter in input: "ProcessingJobArn"' in p for p in problems)
+
+
+# ------------------------------------------------------------------------------------------------
+# LocalPath segments (issue 12, item 4): `..` would leave /opt/ml/processing/ or shadow the image
+# ------------------------------------------------------------------------------------------------
+
+SEGMENTS_RULE = "LocalPath must not contain '.', '..' or empty ('//') path segments"
+
+
+@pytest.mark.parametrize(
+    "local_path",
+    [
+        "/opt/ml/processing/../config",
+        "/opt/ml/processing/x/../../../usr/bin",
+        "/opt/ml/processing/..",
+        "/opt/ml/processing/./input",
+        "/opt/ml/processing/input/.",
+        "/opt/ml/processing//input",
+        "/opt/ml/processing/input//",
+    ],
+)
+def test_local_path_with_dot_segments_is_refused_for_inputs_and_outputs(local_path: str) -> None:
+    assert problems_of(with_inputs(s3_input(local_path=local_path))) == [
+        constraint(f"'{local_path}'", "processingInputs.1.member.s3Input.localPath", SEGMENTS_RULE)
+    ]
+    assert problems_of(with_outputs(s3_output(local_path=local_path))) == [
+        constraint(
+            f"'{local_path}'",
+            "processingOutputConfig.outputs.1.member.s3Output.localPath",
+            SEGMENTS_RULE,
+        )  # fmt: skip
+    ]
+
+
+@pytest.mark.parametrize(
+    "local_path",
+    ["/opt/ml/processing/input/", "/opt/ml/processing/a/b", "/opt/ml/processing/a..b/.c"],
+)
+def test_local_path_with_a_trailing_slash_or_dots_inside_names_is_accepted(
+    local_path: str,
+) -> None:
+    validate_create_request(with_inputs(s3_input(local_path=local_path)))
+    validate_create_request(with_outputs(s3_output(local_path=local_path)))
+
+
+# ------------------------------------------------------------------------------------------------
+# ImageUri: Docker's reference grammar (issue 12, item 13); the model's pattern is `.*`
+# ------------------------------------------------------------------------------------------------
+
+IMAGE_RULE = (
+    "ImageUri must be a Docker image reference [REGISTRY[:PORT]/]PATH[:TAG][@DIGEST] "
+    "with lowercase path components"
+)
+SHA = "0123456789abcdef" * 4
+
+
+def with_image(image_uri: str) -> Payload:
+    payload = base_payload()
+    payload["AppSpecification"]["ImageUri"] = image_uri
+    return payload
+
+
+@pytest.mark.parametrize(
+    "image_uri",
+    [
+        "UPPER/case",
+        "Upper",
+        "a b",
+        "",
+        "-rm",
+        "::::",
+        "ßü",
+        "image@sha256:abc",
+        f"image@sha256:{SHA[:-1]}",
+        f"image@sha256:{SHA.upper()}",
+        f"image@md5:{SHA}",
+        "image@",
+        "image:",
+        "image:-tag",
+        "image:" + "t" * 129,
+        "a___b",
+        "a..b",
+        "a/b/",
+        "/a",
+        "a//b",
+        "image\u200b",
+        "localhost:port/x",
+    ],
+)
+def test_image_uri_docker_refuses_is_refused_naming_the_field(image_uri: str) -> None:
+    problems = [
+        p for p in problems_of(with_image(image_uri)) if "at 'appSpecification.imageUri'" in p
+    ]
+    assert len(problems) == 1, problems
+    assert IMAGE_RULE in problems[0]
+
+
+def test_image_uri_with_nul_is_refused_once() -> None:
+    problems = problems_of(with_image("image\x00:latest"))
+    assert len(problems) == 1
+    assert "at 'appSpecification.imageUri'" in problems[0]
+
+
+@pytest.mark.parametrize(
+    "image_uri",
+    [
+        "python",
+        "python:3.11-slim",
+        "localproc/example-python:bookworm",
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/my-repo/sub_dir:v1.2",
+        "localhost:5000/a/b:tag",
+        "localhost/x",
+        "My.Registry.com/team/image",
+        "127.0.0.1:5000/x",
+        "registry.example.com:5000",  # a name and the tag 5000, as Docker reads it
+        "a__b",
+        "a--b.c_d:T_a.g",
+        f"image@sha256:{SHA}",
+        f"image:tag@sha256:{SHA}",
+        f"image@sha512:{SHA * 2}",
+    ],
+)
+def test_image_uri_docker_accepts_is_accepted(image_uri: str) -> None:
+    validate_create_request(with_image(image_uri))
+
+
+# ------------------------------------------------------------------------------------------------
+# Text every string must be (issue 12, item 13): no NUL, no lone surrogate
+# ------------------------------------------------------------------------------------------------
+
+
+def test_nul_and_lone_surrogates_are_refused_in_every_string_naming_the_field() -> None:
+    request = with_inputs(s3_input("in\x00put"), s3_input("\ud800", "/opt/ml/processing/two"))
+    request["Environment"] = {"KEY": "va\x00lue", "OTHER": "x\udfff"}
+    request["AppSpecification"]["ContainerArguments"] = ["--ok", "a\x00"]
+    problems = problems_of(request)
+    text = "\n".join(problems)
+    for field in (
+        "'processingInputs.1.member.inputName'",
+        "'processingInputs.2.member.inputName'",
+        "'environment.KEY'",
+        "'environment.OTHER'",
+        "'appSpecification.containerArguments.2.member'",
+    ):
+        assert f"at {field} failed to satisfy constraint: Member must" in text, field
+    # The values are shown escaped, so the message itself is printable and encodable.
+    assert "Value 'va\\x00lue'" in text
+    assert "Value 'x\\udfff'" in text
+    "\n".join(problems).encode("utf-8")
+    assert "\x00" not in text
+
+
+def test_a_lone_surrogate_in_an_environment_key_is_refused() -> None:
+    request = base_payload()
+    request["Environment"] = {"K\ud800": "v"}
+    problems = problems_of(request)
+    assert any("at 'environment'" in p and "\\ud800" in p for p in problems)
+    "".join(problems).encode("utf-8")
+
+
+# ------------------------------------------------------------------------------------------------
+# Input and output names become folder names (issue 12, item 13)
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", ".", "..", "a/b", "../../etc", "x" * 256, "é" * 128],
+    ids=["empty", "dot", "dot-dot", "slash", "traversal", "256-bytes", "256-bytes-of-utf8"],
+)
+def test_names_that_cannot_be_a_folder_name_are_refused(name: str) -> None:
+    problems = problems_of(with_inputs(s3_input(name)))
+    assert any(
+        "at 'processingInputs.1.member.inputName'" in p and "InputName must be" in p
+        for p in problems
+    ), problems
+    problems = problems_of(with_outputs(s3_output(name)))
+    assert any(
+        "at 'processingOutputConfig.outputs.1.member.outputName'" in p and "OutputName must be" in p
+        for p in problems
+    ), problems
+
+
+def test_an_output_name_of_100000_characters_is_refused_with_a_short_message() -> None:
+    problems = problems_of(with_outputs(s3_output("n" * 100_000)))
+    assert len(problems) == 1
+    assert len(problems[0]) < 1000
+
+
+@pytest.mark.parametrize(
+    "name", ["x" * 255, "é" * 127, "code", "my input.v2"], ids=["255", "254-utf8", "code", "space"]
+)
+def test_names_up_to_255_bytes_are_accepted(name: str) -> None:
+    validate_create_request(with_inputs(s3_input(name)))

@@ -7,7 +7,10 @@ Three passes, all walked generically over the SageMaker model in botocore so the
 2. The service's server-side model constraints (required, length, range, enum, pattern), in the
    service's wording: `Value 'X' at 'a.b' failed to satisfy constraint: Member must ...`.
 3. The documented service rules the model cannot express (LocalPath, unique names, ...), in the
-   same sentence style and reported together with pass 2.
+   same sentence style and reported together with pass 2, with the rules that keep every value
+   usable here: every string valid Unicode text without NUL (they become argv, environment, paths
+   and file contents), input and output names usable as folder names, LocalPaths without `.` or
+   `..` segments, an ImageUri Docker accepts.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from localproc.errors import ParameterValidationError, ValidationException
+from localproc.printable import printable_line
 from localproc.s3uri import parse_s3_uri
+from localproc.spec import image_reference
 from localproc.spec.service_model import create_request_shape
 
 if typing.TYPE_CHECKING:
@@ -38,7 +43,12 @@ def validate_create_request(request: dict[str, typing.Any]) -> None:
     wrong types), otherwise ValidationException listing every model constraint violation and every
     broken service rule at once.
     """
-    _validate_against(create_request_shape(), request, _service_rule_problems(request))
+    shape = create_request_shape()
+    _validate_against(
+        shape,
+        request,
+        lambda: [*_text_problems(request, shape, ""), *_service_rule_problems(request)],
+    )
 
 
 def validate_operation_input(operation: str, request: dict[str, typing.Any]) -> None:
@@ -46,17 +56,22 @@ def validate_operation_input(operation: str, request: dict[str, typing.Any]) -> 
     Describe/List/Stop/Delete requests `localproc serve` receives."""
     from localproc.spec.service_model import sagemaker_model
 
-    _validate_against(sagemaker_model().operation_model(operation).input_shape, request, ())
+    shape = sagemaker_model().operation_model(operation).input_shape
+    _validate_against(shape, request, lambda: list(_text_problems(request, shape, "")))
 
 
 def _validate_against(
-    shape: StructureShape, request: dict[str, typing.Any], rule_problems: Iterable[str]
+    shape: StructureShape,
+    request: dict[str, typing.Any],
+    rule_problems: Callable[[], Iterable[str]],
 ) -> None:
-    client_problems = list(_client_side_problems(request, shape, ""))
+    """The rules (pass 3) run only on a request whose types pass 1 has checked."""
+    client_problems = [_encodable(p) for p in _client_side_problems(request, shape, "")]
     if client_problems:
         raise ParameterValidationError(client_problems)
     problems = list(_constraint_problems(request, shape, ""))
-    problems.extend(rule_problems)
+    problems.extend(rule_problems())
+    problems = [_encodable(p) for p in problems]
     if problems:
         raise ValidationException(problems)
 
@@ -374,6 +389,62 @@ def _translate_escape(pattern: str, index: int, in_class: bool) -> tuple[str, in
 
 
 # --------------------------------------------------------------------------------------------
+# Text: every string valid Unicode without NUL
+# --------------------------------------------------------------------------------------------
+
+# JSON lets a string hold a lone UTF-16 surrogate (`"\ud800"`), which no file, terminal or
+# HTTP answer can encode, and NUL, which no argv, environment variable or path can hold.
+_BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
+_NUL_RULE = "must not contain the NUL character (\\x00)"
+_SURROGATE_RULE = "must be valid Unicode text: it has a lone surrogate"
+
+
+def _encodable(message: str) -> str:
+    """A problem message that any printer and encoder can take: the values it quotes may hold
+    NUL or lone surrogates, shown as escapes (other controls are left to the printers)."""
+    return _BAD_TEXT.sub(lambda bad: printable_line(bad.group()), message)
+
+
+def _text_problem(text: str) -> str | None:
+    """What makes `text` unusable, in the sentence's predicate form, or None."""
+    bad = _BAD_TEXT.search(text)
+    if bad is None:
+        return None
+    return (
+        _NUL_RULE if bad.group() == "\x00" else f"{_SURROGATE_RULE} ({printable_line(bad.group())})"
+    )
+
+
+def _shown(value: str) -> str:
+    """A value quoted in a problem, escaped so that the message itself is printable text."""
+    return printable_line(value)
+
+
+def _text_problems(value: object, shape: Shape, path: str) -> Iterator[str]:
+    """Every string of the request (map keys included), walked along the model, at its field."""
+    if shape.type_name == "structure":
+        for member_name, member_shape in shape.members.items():
+            member_value = value.get(member_name)  # type: ignore[attr-defined]
+            if member_value is not None:
+                yield from _text_problems(
+                    member_value, member_shape, _child_path(path, member_name)
+                )
+    elif shape.type_name == "list":
+        for index, item in enumerate(typing.cast(list, value)):
+            yield from _text_problems(item, shape.member, _element_path(path, index))
+    elif shape.type_name == "map":
+        for key, item in typing.cast(dict, value).items():
+            problem = _text_problem(key)
+            if problem:
+                yield violation(_shown(key), path, f"Map keys {problem}")
+            yield from _text_problems(item, shape.value, f"{path}.{_shown(key)}")
+    elif isinstance(value, str):
+        problem = _text_problem(value)
+        if problem:
+            yield violation(_shown(value), path, f"Member {problem}")
+
+
+# --------------------------------------------------------------------------------------------
 # Pass 3: documented service rules
 # --------------------------------------------------------------------------------------------
 
@@ -416,6 +487,7 @@ def _service_rule_problems(request: Mapping[str, typing.Any]) -> Iterator[str]:
     yield from _channel_problems(outputs, _OUTPUT_RULES)
     yield from _feature_store_problems(outputs)
     yield from _empty_string_problems(request.get("AppSpecification") or {})
+    yield from _image_uri_problems(request.get("AppSpecification") or {})
     yield from _s3_uri_problems(inputs, "S3Input", _INPUT_RULES.list_path)
     yield from _s3_uri_problems(outputs, "S3Output", _OUTPUT_RULES.list_path)
 
@@ -461,7 +533,9 @@ def _channel_problems(
                 yield from local_paths.check(posixpath.normpath(local_path), local_path, field)
         name = channel.get(rules.name_member)
         if name is not None:
-            yield from names.check(name, name, _child_path(path, rules.name_member))
+            name_field = _child_path(path, rules.name_member)
+            yield from _folder_name_problems(name, name_field, rules.name_member)
+            yield from names.check(name, name, name_field)
 
 
 class _FirstSeen:
@@ -495,6 +569,50 @@ def _local_path_problems(local_path: str | None, field: str, app_managed: bool) 
             yield violation(None, field, "LocalPath must be set unless AppManaged is true")
     elif not local_path.startswith(LOCAL_PATH_PREFIX):
         yield violation(local_path, field, f"LocalPath must start with {LOCAL_PATH_PREFIX}")
+    elif not _plain_segments(local_path.removeprefix(LOCAL_PATH_PREFIX).removesuffix("/")):
+        # `..` leaves /opt/ml/processing/ (`/opt/ml/processing/../../usr/bin` would hide the
+        # image's programs) and `.` or `//` write one folder two ways (two mounts on one path):
+        # only a trailing slash is allowed, and means the same as none.
+        yield violation(local_path, field, _LOCAL_PATH_SEGMENTS_RULE)
+
+
+_LOCAL_PATH_SEGMENTS_RULE = "LocalPath must not contain '.', '..' or empty ('//') path segments"
+
+
+def _plain_segments(relative: str) -> bool:
+    """True unless a segment of `relative` (a path below LOCAL_PATH_PREFIX) is '.', '..' or
+    empty; the prefix itself ('') is a plain path."""
+    return relative == "" or all(part not in ("", ".", "..") for part in relative.split("/"))
+
+
+# Each input and each output has a folder of that name on the host (staging, outputs).
+_NAME_MAX_BYTES = 255
+
+
+def _folder_name_problems(name: object, field: str, member: str) -> Iterator[str]:
+    if not isinstance(name, str) or _text_problem(name):
+        return  # reported by the type or text checks
+    size = len(name.encode("utf-8"))
+    if size == 0 or size > _NAME_MAX_BYTES or "/" in name or name in (".", ".."):
+        shown = name if size <= _NAME_MAX_BYTES else f"{name[:40]}… ({size} bytes)"
+        yield violation(
+            _shown(shown),
+            field,
+            f"{member} must be usable as a folder name: 1 to {_NAME_MAX_BYTES} bytes of UTF-8, "
+            "without '/', and not '.' or '..'",
+        )
+
+
+def _image_uri_problems(app_specification: Mapping[str, typing.Any]) -> Iterator[str]:
+    uri = app_specification.get("ImageUri")
+    shape = create_request_shape().members["AppSpecification"].members["ImageUri"]
+    if not isinstance(uri, str) or _text_problem(uri) or _violated_constraints(uri, shape):
+        return  # absent (reported as required), or reported by the model or the text checks
+    problem = image_reference.image_reference_problem(uri)
+    if problem:
+        yield violation(
+            _shown(uri), "appSpecification.imageUri", f"{image_reference.RULE}: {problem}"
+        )
 
 
 def _dataset_definition_problems(inputs: Sequence[Mapping[str, typing.Any]]) -> Iterator[str]:
