@@ -86,7 +86,7 @@ def test_unreadable_file_whoever_runs_the_tests(
     def refuse(*args: object, **kwargs: object) -> str:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(Path, "read_text", refuse)
+    monkeypatch.setattr(Path, "open", refuse)
     source = str(tmp_path / "x.json")
     assert load_error(source) == f"cannot read payload '{source}': Permission denied"
 
@@ -130,6 +130,64 @@ def test_invalid_json_on_stdin() -> None:
 def test_nan_is_not_json(tmp_path: Path) -> None:
     source = write(tmp_path, '{"a": NaN}')
     assert load_error(source) == f"payload '{source}' is not valid JSON: NaN is not allowed"
+
+
+# Payloads that crashed with a traceback (issue 12, item 13): each is one line naming the file.
+
+
+def test_a_payload_larger_than_the_cap_is_refused_naming_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import localproc.spec.load as load
+
+    monkeypatch.setattr(load, "MAX_PAYLOAD_BYTES", 64)
+    source = write(tmp_path, json.dumps({"a": "x" * 64}))
+    assert load_error(source) == (
+        f"payload '{source}' is larger than 64 B, the most a CreateProcessingJob request may carry"
+    )
+    assert load_error("-", json.dumps({"a": "x" * 64})).startswith("payload '<stdin>' is larger")
+    exactly = write(tmp_path, '{"a": "' + "x" * 55 + '"}', "exact.json")
+    assert load_payload(exactly, io.StringIO("")) == {"a": "x" * 55}
+
+
+def test_dev_zero_is_refused_after_reading_no_more_than_the_cap() -> None:
+    assert load_error("/dev/zero") == (
+        "payload '/dev/zero' is larger than 16 MiB, the most a CreateProcessingJob request may "
+        "carry"
+    )
+
+
+def test_the_cap_is_the_one_serve_applies_to_request_bodies() -> None:
+    import localproc.spec.load as load
+    from localproc.server import MAX_BODY_BYTES
+
+    assert load.MAX_PAYLOAD_BYTES == MAX_BODY_BYTES == 16 * 2**20
+
+
+@pytest.mark.parametrize("depth", [101, 1_000, 100_000])
+def test_deep_nesting_is_refused(tmp_path: Path, depth: int) -> None:
+    source = write(tmp_path, '{"a": ' + "[" * depth + "]" * depth + "}")
+    assert load_error(source) == (
+        f"payload '{source}' nests arrays and objects deeper than 100 levels"
+    )
+
+
+def test_nesting_up_to_the_limit_is_loaded(tmp_path: Path) -> None:
+    source = write(tmp_path, '{"a": ' + "[" * 99 + "]" * 99 + "}")
+    assert load_payload(source, io.StringIO(""))["a"]
+
+
+@pytest.mark.parametrize("digits", [101, 4_301, 100_000])
+def test_integers_of_too_many_digits_are_refused(tmp_path: Path, digits: int) -> None:
+    source = write(tmp_path, '{"a": 1' + "0" * (digits - 1) + "}")
+    assert load_error(source) == (
+        f"payload '{source}' is not valid JSON: a number has more than 100 digits"
+    )
+
+
+def test_numbers_beyond_a_double_are_refused(tmp_path: Path) -> None:
+    source = write(tmp_path, '{"a": 1e400}')
+    assert load_error(source) == (f"payload '{source}' is not valid JSON: 1e400 is out of range")
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 import typing
 from pathlib import Path
 
@@ -11,6 +13,15 @@ from localproc.spec.service_model import describe_only_members
 
 STDIN_SOURCE = "-"
 _STDIN_NAME = "<stdin>"
+
+# The service caps a request's size; so does `localproc serve` (server.MAX_BODY_BYTES). Reading
+# stops one byte past it, so `/dev/zero` or a runaway pipe costs no more than that.
+MAX_PAYLOAD_BYTES = 16 * 2**20
+# The model's deepest member is five levels down; nothing deeper can be valid, and Python's
+# recursion (json, validation, json.dumps of the record) must never meet such a value.
+MAX_NESTING = 100
+# No member of the model holds a number of more than 19 digits (Java's long).
+MAX_DIGITS = 100
 
 # boto3 adds this to every response; it is never part of a request.
 _RESPONSE_METADATA = "ResponseMetadata"
@@ -38,6 +49,13 @@ def load_payload(source: str, stdin: typing.TextIO) -> dict[str, typing.Any]:
     """
     name = _STDIN_NAME if source == STDIN_SOURCE else source
     text = _read_text(source, name, stdin)
+    return parse_payload(text, name)
+
+
+def parse_payload(text: str, name: str) -> dict[str, typing.Any]:
+    """The JSON object in `text` (named `name` in messages); PayloadError for anything else:
+    not JSON, NaN or Infinity, numbers of more than MAX_DIGITS digits or beyond a double,
+    nesting deeper than MAX_NESTING, not an object."""
     value = _parse_json(text, name)
     if not isinstance(value, dict):
         raise PayloadError(f"payload '{name}' must be a JSON object, got {_json_type_name(value)}")
@@ -46,31 +64,97 @@ def load_payload(source: str, stdin: typing.TextIO) -> dict[str, typing.Any]:
 
 def _read_text(source: str, name: str, stdin: typing.TextIO) -> str:
     try:
-        # Files saved by Windows editors often start with a byte order mark; json rejects it.
         if source == STDIN_SOURCE:
-            return stdin.read().removeprefix("\ufeff")
-        return Path(source).read_text(encoding="utf-8-sig")
+            data: bytes | str = _read_capped(getattr(stdin, "buffer", stdin))
+        else:
+            with Path(source).open("rb") as handle:
+                data = _read_capped(handle)
     except OSError as error:
         reason = error.strerror or str(error)
         raise PayloadError(f"cannot read payload '{name}': {reason}") from error
+    if len(data) > MAX_PAYLOAD_BYTES:
+        raise PayloadError(
+            f"payload '{name}' is larger than {_size(MAX_PAYLOAD_BYTES)}, the most a "
+            "CreateProcessingJob request may carry"
+        )
+    try:
+        # Files saved by Windows editors often start with a byte order mark; json rejects it.
+        text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
     except UnicodeDecodeError as error:
         raise PayloadError(
             f"cannot read payload '{name}': not UTF-8 text ({error.reason} at byte {error.start})"
         ) from error
+    return text.removeprefix("\ufeff")
+
+
+def _read_capped(handle: typing.IO[typing.Any]) -> typing.Any:
+    """At most one byte (or character, for a text stream) more than the cap."""
+    return handle.read(MAX_PAYLOAD_BYTES + 1)
+
+
+def _size(count: int) -> str:
+    if count >= 2**20 and count % 2**20 == 0:
+        return f"{count // 2**20} MiB"
+    return f"{count} B"
 
 
 def _parse_json(text: str, name: str) -> typing.Any:
+    if _nesting_deeper_than(text, MAX_NESTING):
+        raise PayloadError(
+            f"payload '{name}' nests arrays and objects deeper than {MAX_NESTING} levels"
+        )
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(
+            text, parse_constant=_reject_constant, parse_int=_parse_int, parse_float=_parse_float
+        )
     except json.JSONDecodeError as error:
         where = f"line {error.lineno} column {error.colno}"
         raise PayloadError(f"payload '{name}' is not valid JSON: {error.msg} at {where}") from error
     except _NonStandardConstant as error:
         raise PayloadError(f"payload '{name}' is not valid JSON: {error}") from error
+    except (RecursionError, ValueError) as error:  # a limit of Python's json, should one remain
+        raise PayloadError(f"payload '{name}' is not usable: {error}") from error
+
+
+_BRACKETS_AND_STRINGS = re.compile(r'[\[\]{}]|"(?:[^"\\]|\\.)*"')
+
+
+def _nesting_deeper_than(text: str, limit: int) -> bool:
+    """True when arrays and objects in `text` (read as JSON, strings skipped) nest deeper than
+    `limit`: checked before parsing, because json itself recurses once per level."""
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    depth = 0
+    for match in _BRACKETS_AND_STRINGS.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif token in "]}":
+            depth -= 1
+    return False
 
 
 def _reject_constant(constant: str) -> typing.NoReturn:
     raise _NonStandardConstant(f"{constant} is not allowed")
+
+
+def _parse_int(literal: str) -> int:
+    if len(literal.lstrip("-")) > MAX_DIGITS:
+        raise _NonStandardConstant(f"a number has more than {MAX_DIGITS} digits")
+    return int(literal)
+
+
+def _parse_float(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):
+        raise _NonStandardConstant(f"{_shorten(literal)} is out of range")
+    return value
+
+
+def _shorten(literal: str, keep: int = 40) -> str:
+    return literal if len(literal) <= keep else f"{literal[:keep]}… ({len(literal)} characters)"
 
 
 def _json_type_name(value: object) -> str:
