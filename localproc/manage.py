@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -200,11 +201,38 @@ def _without_nulls(value: Any) -> Any:
 
 # -- logs ----------------------------------------------------------------------------------------
 def log_files(store: JobStore, name: str, instance: str | None) -> list[Path]:
-    store.load(name)  # ResourceNotFound for an unknown job
+    """The log files of the job's instances (algo-1 … algo-N; a file may not exist yet), or of
+    the one `instance`, which must be one of them: a name is never made into a path otherwise
+    (`--instance ../../x` would read any *.log file). ValidationException names the valid ones."""
+    record = store.load(name)  # ResourceNotFound for an unknown job
     folder = store.job_dir(name) / "logs"
-    if instance is not None:
-        return [folder / f"{instance}.log"]
-    return sorted(folder.glob("algo-*.log"), key=lambda p: int(p.stem.split("-")[1]))
+    hosts = _instance_hosts(record, folder)
+    if instance is None:
+        return [folder / f"{host}.log" for host in hosts]
+    if instance not in hosts:
+        from localproc.errors import ValidationException
+        from localproc.printable import printable_line
+
+        raise ValidationException.single(
+            f"--instance: '{printable_line(instance)}' is not an instance of processing job "
+            f"{name}; its instances are {', '.join(hosts)}."
+        )
+    return [folder / f"{instance}.log"]
+
+
+_HOST_LOG = re.compile(r"algo-([1-9][0-9]*)\.log")
+
+
+def _instance_hosts(record: dict[str, Any], folder: Path) -> list[str]:
+    """algo-1 … algo-N from the record's InstanceCount; from the log files there are when the
+    record lacks it."""
+    resources = record.get("ProcessingResources")
+    cluster = resources.get("ClusterConfig") if isinstance(resources, dict) else None
+    count = cluster.get("InstanceCount") if isinstance(cluster, dict) else None
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        found = (_HOST_LOG.fullmatch(p.name) for p in folder.glob("algo-*.log"))
+        count = max((int(m.group(1)) for m in found if m), default=0)
+    return [f"algo-{index}" for index in range(1, count + 1)]
 
 
 def follow_logs(
