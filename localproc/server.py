@@ -9,6 +9,10 @@ why it binds 127.0.0.1 unless told otherwise.
 
 Created jobs run in background processes of their own (`localproc run --detach`'s machinery);
 they outlive the server, and StopProcessingJob or `localproc stop` stops them.
+
+The same endpoint answers the CloudWatch Logs calls clients make for processing jobs
+(`X-Amz-Target: Logs_20140328.<Operation>`, see cloudwatch_logs.py). Connections are served by
+httpserve.py: a fixed pool of worker threads, whatever the number of connections.
 """
 
 from __future__ import annotations
@@ -24,19 +28,22 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, TextIO
 
+from localproc import cloudwatch_logs
+from localproc.cloudwatch_logs import CloudWatchLogs
 from localproc.detach import DetachedRunRejected, start_detached
 from localproc.errors import (
     CannotRunHere,
     LocalprocError,
     ParameterValidationError,
+    ResourceInUse,
     ResourceLimitExceeded,
     ResourceNotFound,
     ValidationException,
 )
-from localproc.jobs import RunSettings, prepare_request
+from localproc.httpserve import BoundedHTTPServer, OneRequestHandler
+from localproc.jobs import RunSettings, job_arn_for, prepare_request
 from localproc.listing import ListQuery
 from localproc.manage import delete_job, describe_job, list_jobs, stop_job
 from localproc.records import RUNNING, JobStore
@@ -50,7 +57,9 @@ CONTENT_TYPE = "application/x-amz-json-1.1"
 MAX_BODY_BYTES = 16 * 1024 * 1024
 DEFAULT_PORT = 8080
 DEFAULT_MAX_CONCURRENT_JOBS = 4
-IDLE_CONNECTION_SECONDS = 120
+# Deeper JSON than any request shape of the served APIs has (theirs are under 10 levels): refused
+# before the parser or the validator's recursion meet it.
+MAX_JSON_DEPTH = 64
 NOT_SIGNATURE_CHECKED = "requests are not signature-checked"
 SERVICE_CODES = frozenset(
     {"ValidationException", "ResourceInUse", "ResourceNotFound", "ResourceLimitExceeded"}
@@ -114,6 +123,21 @@ class ProcessingApi:
             "StopProcessingJob": self.stop,
             "DeleteProcessingJob": self.delete,
         }
+        self.logs = CloudWatchLogs(self.store, settings.region or "us-east-1")
+        # X-Amz-Target prefix -> the operations served under it
+        self.services = {
+            _target_prefix(): self.operations,
+            cloudwatch_logs.target_prefix(): self.logs.operations,
+        }
+
+    def dispatch(self, prefix: str, operation: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Run `prefix.operation` (a SageMaker or a CloudWatch Logs one)."""
+        if prefix == cloudwatch_logs.target_prefix():
+            try:
+                return self.logs.call(operation, body)
+            except LocalprocError as err:
+                raise api_error(err) from err
+        return self.call(operation, body)
 
     def call(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
         """Run one operation; the result in wire form (timestamps as epoch seconds)."""
@@ -127,7 +151,17 @@ class ProcessingApi:
     def create(self, body: dict[str, Any]) -> dict[str, Any]:
         request = prepare_request(body)
         with self._job_slot():
-            arn = self._start(request, self.settings)
+            try:
+                arn = self._start(request, self.settings)
+            except LocalprocError as err:
+                if err.code != ResourceInUse.code:
+                    raise
+                # The library's message also tells a CLI user what to type; an API client
+                # gets the service's own words.
+                raise ResourceInUse(
+                    "Job name must be unique within an AWS account and region, and a job with "
+                    f"this name already exists ({job_arn_for(request, self.settings)})"
+                ) from None
             with self._lock:
                 self._created.add(request["ProcessingJobName"])
         return {"ProcessingJobArn": arn}
@@ -159,7 +193,15 @@ class ProcessingApi:
 
     def delete(self, body: dict[str, Any]) -> dict[str, Any]:
         name = checked_input("DeleteProcessingJob", body)["ProcessingJobName"]
-        delete_job(self.store, name)
+        try:
+            delete_job(self.store, name)
+        except ResourceInUse:
+            status = describe_job(self.store, name).get("ProcessingJobStatus")
+            raise ResourceInUse(
+                f"Processing job {name} is {status}; only a job that has ended (Completed, "
+                "Failed or Stopped) can be deleted. Stop it with StopProcessingJob and wait for "
+                "it to end."
+            ) from None
         with self._lock:
             self._created.discard(name)
         return {}
@@ -265,14 +307,12 @@ def to_wire(value: Any, shape: Shape) -> Any:
 
 
 # -- HTTP ----------------------------------------------------------------------------------------
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
+class _Server(BoundedHTTPServer):
     def __init__(self, address: tuple[str, int], api: ProcessingApi, log: TextIO) -> None:
         self.api = api
         self.log = log
         self.log_lock = threading.Lock()
-        super().__init__(address, _Handler)
+        super().__init__(address, _Handler, MAX_BODY_BYTES)
 
     def note(self, line: str) -> None:
         with self.log_lock:
@@ -280,30 +320,43 @@ class _Server(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A connection that broke (client gone while we answered): one line, not a traceback.
-        self.note(f"connection from {client_address[0]} failed: {sys.exc_info()[1]!r}")
+        self.note(f"connection from {_host_of(client_address)} failed: {sys.exc_info()[1]!r}")
 
-
-class _Dropped(Exception):
-    """The request body never arrived whole: nothing to answer."""
+    def note_dropped(self, client_address: Any, detail: str) -> None:
+        self.note(f"request dropped ({_host_of(client_address)}): {detail}")
 
 
 class _Server6(_Server):
     address_family = socket.AF_INET6
 
 
-class _Handler(BaseHTTPRequestHandler):
+def make_server(host: str, port: int, api: ProcessingApi, log: TextIO) -> _Server:
+    """The HTTP server for `api`, bound and listening, not yet serving."""
+    server_class = _Server6 if ":" in host else _Server
+    return server_class((host, port), api, log)
+
+
+def _host_of(client_address: Any) -> str:
+    return str(client_address[0]) if isinstance(client_address, tuple) else str(client_address)
+
+
+class _Dropped(Exception):
+    """The request body never arrived whole: nothing to answer."""
+
+
+class _Handler(OneRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "localproc"
-    timeout = IDLE_CONNECTION_SECONDS
     server: _Server
 
     def do_POST(self) -> None:
+        self.request_id = str(uuid.uuid4())
         operation = self.headers.get("X-Amz-Target") or "(no X-Amz-Target)"
         try:
             raw = self._read_body()
-            operation = self._operation()
+            prefix, operation = self._operation()
             body = _parse_body(raw)
-            status, payload = 200, self.server.api.call(operation, body)
+            status, payload = 200, self.server.api.dispatch(prefix, operation, body)
             outcome = _what(operation, body, payload)
         except _Dropped as err:
             self.server.note(f"{operation}: request dropped: {err}")
@@ -311,9 +364,16 @@ class _Handler(BaseHTTPRequestHandler):
         except ApiError as err:
             status, payload = err.status, err.body()
             outcome = f"{err.code}: " + " ".join(err.message.split())
-        except Exception as err:  # the HTTP boundary: a bug must not kill the server
-            status, payload = 500, {"__type": "InternalFailure", "message": repr(err)}
-            outcome = "InternalFailure:\n" + traceback.format_exc()
+        except Exception:  # the HTTP boundary: a bug must not kill the server, nor show itself
+            status = 500
+            payload = {
+                "__type": "InternalFailure",
+                "message": "The request failed inside localproc serve (request id "
+                f"{self.request_id}); the server's log has the details.",
+            }
+            outcome = f"InternalFailure (request id {self.request_id}):\n" + (
+                traceback.format_exc()
+            )
         self._respond(status, payload)
         self.server.note(f"{operation} {status} {outcome}".rstrip())
 
@@ -324,6 +384,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _refuse(self) -> None:
         self.close_connection = True
+        self.request_id = str(uuid.uuid4())
         error = ApiError(
             "UnknownOperationException",
             f"localproc serve speaks the AWS JSON 1.1 protocol: POST / with "
@@ -346,33 +407,32 @@ class _Handler(BaseHTTPRequestHandler):
                 "SerializationException",
                 f"Content-Length must be a number of bytes up to {MAX_BODY_BYTES}.",
             )
-        try:
-            raw = self.rfile.read(length)
-        except OSError as err:  # the client went quiet or away mid-body
-            self.close_connection = True
-            raise _Dropped(str(err)) from None
+        raw = self.rfile.read(length)  # read whole before the handler was called
         if len(raw) < length:
             self.close_connection = True
             raise _Dropped(f"the body ended after {len(raw)} of {length} bytes")
         return raw
 
-    def _operation(self) -> str:
+    def _operation(self) -> tuple[str, str]:
         target = self.headers.get("X-Amz-Target", "")
         prefix, _, operation = target.partition(".")
-        if prefix != _target_prefix() or operation not in self.server.api.operations:
-            served = ", ".join(self.server.api.operations)
+        services = self.server.api.services
+        if operation not in services.get(prefix, {}):
+            served = "; ".join(
+                f"{name}.{{{', '.join(operations)}}}" for name, operations in services.items()
+            )
             raise ApiError(
                 "UnknownOperationException",
                 f"Operation '{target}' is not served by localproc serve; it serves {served}.",
             )
-        return operation
+        return prefix, operation
 
     def _respond(self, status: int, payload: dict[str, Any]) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", CONTENT_TYPE)
         self.send_header("Content-Length", str(len(data)))
-        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+        self.send_header("x-amzn-RequestId", getattr(self, "request_id", str(uuid.uuid4())))
         self.end_headers()
         self.wfile.write(data)
 
@@ -380,7 +440,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # each request is noted once, with its operation, by do_POST
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        # http.server's own messages (malformed requests, timeouts).
+        # http.server's own messages (malformed requests).
         self.server.note(format % args)
 
 
@@ -393,11 +453,35 @@ def _parse_body(raw: bytes) -> dict[str, Any]:
         return {}
     try:
         body = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    except RecursionError:
+        raise _too_deep() from None
     except (UnicodeDecodeError, ValueError) as err:
+        # e.g. an integer of more than 4,300 digits: Python's int() limit, met by the parser
         raise ApiError("SerializationException", f"The request body is not JSON: {err}") from None
     if not isinstance(body, dict):
         raise ApiError("SerializationException", "The request body must be a JSON object.")
+    if _depth_exceeds(body, MAX_JSON_DEPTH):
+        raise _too_deep()
     return body
+
+
+def _too_deep() -> ApiError:
+    return ApiError(
+        "SerializationException",
+        f"The request body nests JSON arrays or objects more than {MAX_JSON_DEPTH} levels deep.",
+    )
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether `value` nests containers more than `limit` deep (walked without recursion)."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        pending.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
 
 
 def _no_constant(name: str) -> Any:
@@ -407,6 +491,10 @@ def _no_constant(name: str) -> Any:
 def _what(operation: str, body: dict[str, Any], result: dict[str, Any]) -> str:
     if operation == "ListProcessingJobs":
         return f"{len(result.get('ProcessingJobSummaries', []))} job(s)"
+    if operation == "DescribeLogStreams":
+        return f"{len(result.get('logStreams', []))} stream(s)"
+    if operation in ("GetLogEvents", "FilterLogEvents"):
+        return f"{len(result.get('events', []))} event(s)"
     name = body.get("ProcessingJobName")
     return str(name) if isinstance(name, str) else ""
 
@@ -430,10 +518,10 @@ def serve(
     if max_concurrent_jobs < 1:
         raise ValidationException.single("--max-concurrent-jobs must be at least 1.")
     api = ProcessingApi(settings, max_concurrent_jobs)
-    sagemaker_model()  # parse the model now rather than in the first request
-    server_class = _Server6 if ":" in host else _Server
+    sagemaker_model()  # parse the models now rather than in the first request
+    cloudwatch_logs.logs_model()
     try:
-        server = server_class((host, port), api, log)
+        server = make_server(host, port, api, log)
     except OSError as err:
         raise CannotRunHere(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
     bound_host, bound_port = server.server_address[:2]

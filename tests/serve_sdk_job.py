@@ -2,11 +2,14 @@
 
 Executed by the SDK's own virtual environment's Python (see serve_clients.py), not by pytest:
 
-    python serve_sdk_job.py SERVER_URL BUCKET JOB_NAME IMAGE DATA_FILE
+    python serve_sdk_job.py SERVER_URL BUCKET JOB_NAME IMAGE DATA_FILE [--default-run]
 
 S3 is whatever boto3's configuration says (the test sets AWS_ENDPOINT_URL_S3 to its S3 server).
 The SDK's own code runs unchanged: the session gets a SageMaker client for the server, as any
 user's code would, and an explicit default bucket so that the SDK needs no STS call to name one.
+With --default-run the session makes its own clients (AWS_ENDPOINT_URL names the server, for
+SageMaker and CloudWatch Logs alike) and `run()` gets its default wait=True, logs=True, so the
+SDK tails the job's log streams and prints them.
 Prints the job's final DescribeProcessingJob status as JSON on the last line.
 """
 
@@ -37,12 +40,15 @@ SDK_CONFIG = {
 
 def main() -> None:
     server_url, bucket, job_name, image, data_file = sys.argv[1:6]
+    default_run = "--default-run" in sys.argv[6:]
     boto_session = boto3.Session(region_name="us-east-1")
+    clients = (
+        {}
+        if default_run
+        else {"sagemaker_client": boto_session.client("sagemaker", endpoint_url=server_url)}
+    )
     session = Session(
-        boto_session=boto_session,
-        sagemaker_client=boto_session.client("sagemaker", endpoint_url=server_url),
-        default_bucket=bucket,
-        sagemaker_config=SDK_CONFIG,
+        boto_session=boto_session, default_bucket=bucket, sagemaker_config=SDK_CONFIG, **clients
     )
     # The script travels as an S3 input, as ScriptProcessor would ship it.
     script_key = f"{job_name}/code/summarise.py"
@@ -76,8 +82,7 @@ def main() -> None:
             )
         ],
         job_name=job_name,
-        wait=True,
-        logs=False,
+        **({} if default_run else {"wait": True, "logs": False}),
     )
     described = processor.latest_job.describe()
     # The SDK prints its progress dots without a final newline.
