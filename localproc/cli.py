@@ -7,6 +7,7 @@ docker SDK. Library errors become user-facing messages and exit codes only here.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ import typer
 
 from localproc import helpcache
 from localproc.errors import ExitStatus, LocalprocError
+from localproc.printable import printable, printable_line
 
 app = typer.Typer(
     name="localproc",
@@ -54,7 +56,7 @@ DEFAULT_STATE_DIR = Path.home() / ".localproc"
 
 
 def _fail(err: LocalprocError) -> NoReturn:
-    typer.echo(f"localproc: {err.code}: {err}", err=True)
+    typer.echo(printable(f"localproc: {err.code}: {err}"), err=True)
     raise typer.Exit(int(err.exit_status))
 
 
@@ -130,6 +132,20 @@ DetachOption = Annotated[
 ]
 
 
+# The longest wait between SIGTERM and SIGKILL: an hour is far beyond what a process needs to
+# shut down, and a mistyped 1e12 would otherwise keep a stopped job's containers for ever.
+MAX_STOP_GRACE_SECONDS = 3600
+
+
+def _check_range(value: float, option: str, low: float, high: float, unit: str) -> None:
+    """Exit 2 (a usage error naming the option) unless low <= value <= high; NaN never is."""
+    if not low <= value <= high or not math.isfinite(value):
+        wanted = f"between {low:g} and {high:g}" if math.isfinite(high) else f"of {low:g} or more"
+        raise typer.BadParameter(
+            f"{value:g} is not a finite number of {unit} {wanted}.", param_hint=f"'{option}'"
+        )
+
+
 def _settings(
     state_dir: Path,
     s3_root: Path | None,
@@ -144,6 +160,8 @@ def _settings(
 ) -> Any:
     from localproc.jobs import RunSettings
 
+    _check_range(stop_grace, "--stop-grace", 0, MAX_STOP_GRACE_SECONDS, "seconds")
+    _check_range(cache_size_gb, "--cache-size-gb", 0, math.inf, "GB")
     return RunSettings(
         state_dir=state_dir.expanduser(),
         s3_root=s3_root,
@@ -470,7 +488,8 @@ def logs(
     from localproc.manage import follow_logs
 
     def emit(host: str, line: str) -> None:
-        typer.echo(line if instance else f"{host} | {line}")
+        # The saved log keeps the container's bytes; the terminal gets text.
+        typer.echo(printable_line(line if instance else f"{host} | {line}"))
 
     try:
         follow_logs(_store(state_dir), name, instance, follow, emit)
@@ -554,10 +573,15 @@ def serve(
 
 
 def _notify(message: str) -> None:
-    typer.echo(f"localproc: {message}", err=True)
+    typer.echo(printable(f"localproc: {message}"), err=True)
 
 
 def main() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        # Whatever the terminal's encoding, any text can be printed (as backslash escapes).
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     try:
         _help_from_cache_or_app()
     except KeyboardInterrupt:

@@ -399,3 +399,54 @@ def test_an_input_and_an_output_on_one_local_path_are_refused_before_anything_st
         )
     assert not localproc.state_dir.exists()
     assert resources_created_since(docker_client, since, localproc.names) == []
+
+
+# -- run options (issue 12, item 14) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "-inf", "1e12", "3601"])
+@pytest.mark.parametrize("command", ["run", "reproduce", "serve"])
+def test_stop_grace_outside_0_to_3600_seconds_is_refused(
+    localproc: Localproc, command: str, value: str
+) -> None:
+    """-1 spun the runner for minutes, nan/inf/1e12 crashed its stop thread: refused while the
+    options are read, before the payload, SageMaker or a port is touched."""
+    path = localproc.write_payload(valid("grace"))
+    arguments = {
+        "run": ["run", str(path), "--s3-root", str(localproc.workdir)],
+        "reproduce": ["reproduce", "grace", "--sagemaker-endpoint-url", "http://127.0.0.1:9"],
+        "serve": ["serve", "--port", "0"],
+    }[command]
+
+    result = localproc(*arguments, "--stop-grace", value, timeout=20)
+
+    assert result.exit_code == 2, result.output
+    assert "--stop-grace" in result.stderr
+    assert "between 0 and 3600" in result.stderr
+    assert "Traceback" not in result.output
+    assert not localproc.state_dir.exists()
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf"])
+def test_cache_size_must_be_a_finite_size(localproc: Localproc, value: str) -> None:
+    path = localproc.write_payload(valid("cache-size"))
+
+    result = localproc("run", str(path), "--cache-size-gb", value)
+
+    assert result.exit_code == 2, result.output
+    assert "--cache-size-gb" in result.stderr
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("value", ["0", "2.5", "3600"])
+def test_stop_grace_from_0_to_3600_seconds_is_accepted(localproc: Localproc, value: str) -> None:
+    payload = valid("grace-ok")
+    payload["ProcessingJobName"] = "bad_name"  # stops the run at validation, after the options
+    path = localproc.workdir / "p.json"
+    path.write_text(json.dumps(payload))
+
+    result = localproc("run", str(path), "--stop-grace", value)
+
+    assert result.exit_code == 2
+    assert "ValidationException" in result.stderr
+    assert "--stop-grace" not in result.stderr
