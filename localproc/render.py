@@ -1,9 +1,16 @@
-"""Human-readable views of jobs for the terminal; `--json` gives the API shapes instead."""
+"""Human-readable views of jobs for the terminal; `--json` gives the API shapes instead.
+
+Every value shown comes from a payload, a record or a container, so each line is passed through
+`printable_line`: a value can neither send a control sequence to the terminal nor start a line
+of its own.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+from localproc.printable import printable_line
 
 
 def describe_table(
@@ -24,7 +31,7 @@ def describe_table(
         ("Started", described.get("ProcessingStartTime", "")),
         ("Ended", described.get("ProcessingEndTime", "")),
         ("FailureReason", described.get("FailureReason", "")),
-        ("ExitMessage", (described.get("ExitMessage") or "").strip()),
+        *_continued("ExitMessage", (described.get("ExitMessage") or "").strip()),
         ("Inputs", ", ".join(i["InputName"] for i in described.get("ProcessingInputs", []))),
         (
             "Outputs",
@@ -38,7 +45,14 @@ def describe_table(
     ]
     rows += [("Usage" if index == 0 else "", line) for index, line in enumerate(usage or [])]
     width = max(len(label) for label, _ in rows)
-    return "\n".join(f"{label:<{width}}  {value}" for label, value in rows if value)
+    return "\n".join(
+        f"{label:<{width}}  {printable_line(str(value))}" for label, value in rows if value
+    )
+
+
+def _continued(label: str, text: str) -> list[tuple[str, str]]:
+    """A multi-line value as one row per line, the label on the first."""
+    return [(label if index == 0 else "", line) for index, line in enumerate(text.splitlines())]
 
 
 def list_table(page: dict[str, Any]) -> str:
@@ -47,11 +61,14 @@ def list_table(page: dict[str, Any]) -> str:
         return "no processing jobs"
     header = ("NAME", "STATUS", "CREATED", "ENDED")
     rows = [
-        (
-            s["ProcessingJobName"],
-            s["ProcessingJobStatus"],
-            s.get("CreationTime", "")[:19].replace("T", " "),
-            s.get("ProcessingEndTime", "")[:19].replace("T", " "),
+        tuple(
+            printable_line(str(cell))
+            for cell in (
+                s["ProcessingJobName"],
+                s["ProcessingJobStatus"],
+                s.get("CreationTime", "")[:19].replace("T", " "),
+                s.get("ProcessingEndTime", "")[:19].replace("T", " "),
+            )
         )
         for s in summaries
     ]
@@ -61,7 +78,7 @@ def list_table(page: dict[str, Any]) -> str:
         for row in [header, *rows]
     ]
     if "NextToken" in page:
-        lines.append(f"more: --next-token {page['NextToken']}")
+        lines.append(printable_line(f"more: --next-token {page['NextToken']}"))
     return "\n".join(lines)
 
 
@@ -117,7 +134,7 @@ def plan_text(doc: dict[str, Any], first_keys: int = 5) -> str:
     lines.extend(f"Note: {note}" for note in doc["Notes"])
     if doc["Problem"]:
         lines.append(f"The job would fail: {doc['Problem']}")
-    return "\n".join(lines)
+    return "\n".join(printable_line(line) for line in lines)
 
 
 def cost_text(estimate: dict[str, Any]) -> str:
@@ -156,4 +173,4 @@ def run_summary(outcome: Any) -> str:
     if outcome.exit_message:
         parts.append(f"ExitMessage: {outcome.exit_message.strip()}")
     parts.append(f"logs and outputs: {outcome.job_dir}")
-    return " · ".join(parts)
+    return printable_line(" · ".join(parts))
