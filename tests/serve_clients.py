@@ -26,6 +26,7 @@ from typing import IO
 # Pinned so that CI runs what was tested; raise them deliberately.
 AWSCLI_REQUIREMENTS = ("awscli==1.46.3",)
 SAGEMAKER_SDK_REQUIREMENTS = ("sagemaker==2.257.7",)
+SAGEMAKER_SDK_V3_REQUIREMENTS = ("sagemaker==3.27.0",)
 
 MARKER = "localproc-venv-complete.txt"
 PIP_TIMEOUT_SECONDS = 1200

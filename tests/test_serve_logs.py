@@ -18,7 +18,13 @@ from typing import Any
 import pytest
 import test_serve
 from docker_engine import EXAMPLE_IMAGE, Localproc, unique_name
-from serve_clients import AWSCLI_REQUIREMENTS, SAGEMAKER_SDK_REQUIREMENTS, ensure_venv, python_of
+from serve_clients import (
+    AWSCLI_REQUIREMENTS,
+    SAGEMAKER_SDK_REQUIREMENTS,
+    SAGEMAKER_SDK_V3_REQUIREMENTS,
+    ensure_venv,
+    python_of,
+)
 from test_serve import (
     REGION,
     VENV_TEST_TIMEOUT,
@@ -440,4 +446,40 @@ def test_sagemaker_sdk_default_run_prints_the_jobs_logs(
         if line.startswith("localproc serve: ") and len(line.split()) > 3
     }
     assert {"DescribeLogStreams", "GetLogEvents"} <= operations, server.log()
+    assert " 500 " not in server.log()
+
+
+@pytest.fixture(scope="session")
+def sagemaker_sdk_v3_python() -> Path:
+    return python_of(ensure_venv("sagemaker-sdk-v3", SAGEMAKER_SDK_V3_REQUIREMENTS))
+
+
+@pytest.mark.timeout(VENV_TEST_TIMEOUT)
+def test_sagemaker_sdk_v3_default_run_prints_the_jobs_logs(
+    sagemaker_sdk_v3_python: Path, serve: ServerFactory, s3: Any, localproc: Localproc
+) -> None:
+    server = serve()
+    bucket = s3.make_bucket()
+    name = unique_name("sdkv3")
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": server.url,
+        "AWS_ENDPOINT_URL_S3": s3.endpoint_url,
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "HTTP_PROXY": "http://127.0.0.1:9",
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+    script = Path(__file__).with_name("serve_sdk_v3_job.py")
+
+    done = subprocess.run(
+        [str(sagemaker_sdk_v3_python), str(script), bucket, name, EXAMPLE_IMAGE],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"ProcessingJobStatus": "Completed"}
+    assert "hello from the v3 job" in done.stdout.splitlines(), done.stdout
     assert " 500 " not in server.log()
