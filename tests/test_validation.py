@@ -972,6 +972,8 @@ def with_image(image_uri: str) -> Payload:
         "a//b",
         "image\u200b",
         "localhost:port/x",
+        "a" * 238,  # docker.io/library/aaa… is then longer than 255 characters
+        "team/" + "a" * 241,
     ],
 )
 def test_image_uri_docker_refuses_is_refused_naming_the_field(image_uri: str) -> None:
@@ -1005,6 +1007,9 @@ def test_image_uri_with_nul_is_refused_once() -> None:
         f"image@sha256:{SHA}",
         f"image:tag@sha256:{SHA}",
         f"image@sha512:{SHA * 2}",
+        "a" * 237,
+        "team/" + "a" * 240,
+        "localhost:5000/" + "a" * 240,
     ],
 )
 def test_image_uri_docker_accepts_is_accepted(image_uri: str) -> None:

@@ -4,7 +4,8 @@ validation (the model's pattern for ImageUri is `.*`).
 The grammar of github.com/distribution/reference, as the engine applies it:
 
     reference  := name [ ":" tag ] [ "@" digest ]
-    name       := [ registry "/" ] path-component [ "/" path-component ]*   (at most 255 characters)
+    name       := [ registry "/" ] path-component [ "/" path-component ]*
+                  (at most 255 characters once completed: NAME is docker.io/library/NAME)
     registry   := domain-component [ "." domain-component ]* [ ":" port ]
                   (the first component is a registry only if it has a "." or ":" or is
                   "localhost"; otherwise it is a path component, which must be lowercase)
@@ -21,6 +22,7 @@ from __future__ import annotations
 import re
 
 NAME_MAX_LENGTH = 255
+_DEFAULT_REGISTRY = "docker.io/"
 _PATH_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _REGISTRY = re.compile(rf"{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*(?::[0-9]+)?")
@@ -57,14 +59,17 @@ def image_reference_problem(reference: str) -> str | None:
 
 
 def _name_problem(name: str) -> str | None:
-    if len(name) > NAME_MAX_LENGTH:
-        return f"the name is longer than {NAME_MAX_LENGTH} characters"
     components = name.split("/")
     first = components[0]
+    full_name = name
     if len(components) > 1 and (any(c in first for c in ".:") or first == "localhost"):
         if not _REGISTRY.fullmatch(first):
             return f"registry '{first}' must be a host name with an optional :PORT"
         components = components[1:]
+    else:  # the engine counts the name as it completes it: docker.io/library/NAME
+        full_name = _DEFAULT_REGISTRY + ("library/" if len(components) == 1 else "") + name
+    if len(full_name) > NAME_MAX_LENGTH:
+        return f"the full name {full_name[:40]}… is longer than {NAME_MAX_LENGTH} characters"
     for component in components:
         if not component:
             return "the path has an empty component (a leading, trailing or double '/')"
