@@ -6,15 +6,16 @@ from __future__ import annotations
 import contextlib
 import math
 import queue
+import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from localproc.runtime.engine import ContainerSpec, DockerEngine, engine_errors
-from localproc.runtime.logs import LogSink, split_lines
+from localproc.runtime.logs import LogSink
 
 if TYPE_CHECKING:
     from docker.models.containers import Container
@@ -22,6 +23,10 @@ if TYPE_CHECKING:
 
 STOP_CHECK_SECONDS = 0.2
 DEADLINE_REASON = "deadline"
+# After its container has ended, an instance's log stream that delivers nothing for this long
+# is closed, and the rest of the log read from the engine's complete log.
+LOG_QUIET_SECONDS = 10.0
+FIRST_TAIL = 16  # log entries first asked for when catching up; grows sixteenfold per retry
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,30 @@ class InstanceResult:
 class _Usage:
     peak_memory_bytes: int | None = None
     cpu_seconds: float | None = None
+
+
+@dataclass
+class _LogProgress:
+    """How far an instance's log has been received: the engine's timestamp of the last entry
+    (a line, or a piece of a long one) and how many entries carried that same timestamp."""
+
+    last_stamp: bytes | None = None
+    same_stamp: int = 0
+    received: int = 0  # bytes, to tell a stream that still delivers from a stuck one
+    stream: object | None = None  # the open follow stream, closed if it gets stuck
+    exited: threading.Event = field(default_factory=threading.Event)
+
+    def take(self, frame: bytes) -> memoryview:
+        """One entry as the engine sends it with timestamps: `STAMP payload`; returns the
+        payload and remembers the stamp."""
+        space = frame.find(b" ")
+        stamp = frame[:space]
+        if stamp == self.last_stamp:
+            self.same_stamp += 1
+        else:
+            self.last_stamp, self.same_stamp = stamp, 1
+        self.received += len(frame)
+        return memoryview(frame)[space + 1 :]
 
 
 class ClusterRun:
@@ -62,7 +91,7 @@ class ClusterRun:
         self._kill_requested = False
         self._killed = False
         self._usage: dict[str, _Usage] = {spec.hostname: _Usage() for spec in self._specs}
-        self._received: dict[str, int] = {spec.hostname: 0 for spec in self._specs}
+        self._logs = {spec.hostname: _LogProgress() for spec in self._specs}
 
     def create(self) -> None:
         """Create every container concurrently; raises the engine's error if one cannot be made."""
@@ -106,11 +135,29 @@ class ClusterRun:
             results[result.host] = result
             if result.exit_code != 0:
                 self.stop_all(except_host=result.host)
-        for thread, (host, container) in zip(log_threads, self._containers.items(), strict=True):
-            thread.join(timeout=5)
-            if not thread.is_alive():
-                self._emit_missing_tail(host, container)
+        for thread, host in zip(log_threads, self._containers, strict=True):
+            self._await_log(host, thread)
+        self._sink.close()
         return [results[host] for host in self._containers]
+
+    def _await_log(self, host: str, thread: threading.Thread) -> None:
+        """The job ends only once every byte of the instance's log is saved. A stream that goes
+        on delivering is waited for however long it takes; one that delivers nothing for
+        LOG_QUIET_SECONDS after its container ended is closed, which makes its thread read
+        the rest from the engine's complete log."""
+        progress = self._logs[host]
+        seen, quiet_since, closed = -1, time.monotonic(), False
+        while thread.is_alive():
+            thread.join(timeout=0.5)
+            if progress.received != seen:
+                seen, quiet_since = progress.received, time.monotonic()
+            elif time.monotonic() - quiet_since > LOG_QUIET_SECONDS:
+                if closed:
+                    self._sink.note(host, "the engine stopped sending this log; it may be cut")
+                    return
+                closed, quiet_since = True, time.monotonic()
+                with contextlib.suppress(Exception):
+                    progress.stream.close()  # type: ignore[union-attr]
 
     def request_stop(self, reason: str, immediately: bool = False) -> None:
         """Ask for every container to be stopped. Safe to call from a signal handler: it only
@@ -135,9 +182,12 @@ class ClusterRun:
     def _wake_after(self, deadline: float | None) -> float:
         # Results arrive through the queue at once; the timeout only bounds how late a stop
         # request or the deadline is noticed.
-        if deadline is None:
+        # Once the deadline has passed (the job is stopping), the plain interval: a timeout of
+        # zero would turn the wait into a busy loop for the whole grace period.
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is None or remaining <= 0:
             return STOP_CHECK_SECONDS
-        return max(0.0, min(STOP_CHECK_SECONDS, deadline - time.monotonic()))
+        return min(STOP_CHECK_SECONDS, remaining)
 
     def stop_all(self, except_host: str | None = None) -> None:
         """SIGTERM every running container, SIGKILL after the grace period (in the background)."""
@@ -165,32 +215,71 @@ class ClusterRun:
             container.stop(timeout=math.ceil(self._grace))
 
     def _stream_logs(self, host: str, container: Container) -> None:
+        """Follow the instance's log, then, once its container has ended, read whatever the
+        follow stream missed (it can end a moment before the engine has logged the last
+        output) from the engine's complete log."""
         import docker.errors
 
-        def counted(chunks: Iterable[bytes]) -> Iterator[bytes]:
-            for chunk in chunks:
-                self._received[host] += len(chunk)
-                yield chunk
-
+        progress = self._logs[host]
         try:
-            chunks = container.logs(stream=True, follow=True)
-            split_lines(counted(chunks), lambda text: self._sink.line(host, text))
+            stream = container.logs(stream=True, follow=True, timestamps=True)
+            progress.stream = stream
+            for frame in stream:
+                self._sink.write(host, progress.take(frame))
+        except Exception:  # noqa: BLE001 - any end of the stream: the catch-up reads the rest
+            pass
+        progress.exited.wait()
+        try:
+            self._catch_up(host, container, progress)
         except docker.errors.DockerException as err:
-            self._sink.line(host, f"[localproc] log stream ended early: {err}")
+            self._sink.note(host, f"the rest of this log could not be read: {err}")
+        finally:
+            self._sink.end(host)
 
-    def _emit_missing_tail(self, host: str, container: Container) -> None:
-        """A follow stream can end a moment before the engine has logged a container's last
-        output (a final line without a newline, most often); the complete log, read once the
-        container has ended, holds it."""
-        import docker.errors
+    def _catch_up(self, host: str, container: Container, progress: _LogProgress) -> None:
+        """Write the entries of the complete log that come after the last one received. The
+        engine reads a log's tail from its end, so asking for the last few entries first (and
+        sixteen times more while the first one returned is still newer than what we have)
+        costs little however long the log is; nothing is held in memory meanwhile."""
+        tail: int | str = FIRST_TAIL if progress.last_stamp is not None else "all"
+        last = _stamp_key(progress.last_stamp) if progress.last_stamp is not None else None
+        while True:
+            stream = container.logs(stream=True, follow=False, timestamps=True, tail=tail)
+            try:
+                if self._write_after(host, stream, progress, last, whole=tail == "all"):
+                    return
+            finally:
+                stream.close()
+            assert isinstance(tail, int)
+            tail = tail * 16 if tail < 1 << 20 else "all"
 
-        try:
-            complete = container.logs(stdout=True, stderr=True)
-        except docker.errors.DockerException:
-            return
-        tail = complete[self._received[host] :]
-        if tail:
-            split_lines([tail], lambda text: self._sink.line(host, text))
+    def _write_after(
+        self,
+        host: str,
+        entries: Iterable[bytes],
+        progress: _LogProgress,
+        last: tuple[int, int] | None,
+        whole: bool,
+    ) -> bool:
+        """False when the first entry is not older than the last one received (several entries
+        may share a timestamp): a longer tail is needed to find where to resume."""
+        skipping, same_seen, first = last is not None, 0, True
+        same_before = progress.same_stamp
+        for frame in entries:
+            if skipping:
+                key = _stamp_key(frame[: frame.find(b" ")])
+                if first and key >= last and not whole:  # type: ignore[operator]
+                    return False
+                first = False
+                if key < last:  # type: ignore[operator]
+                    continue
+                if key == last:
+                    same_seen += 1
+                    if same_seen <= same_before:
+                        continue
+                skipping = False
+            self._sink.write(host, progress.take(frame))
+        return True
 
     def _sample_usage(self, host: str, container: Container) -> None:
         """Peak memory and CPU time from the engine's stats stream (about one sample a second,
@@ -221,9 +310,25 @@ class ClusterRun:
             exit_code, oom_killed = -1, False
         with self._lock:
             stopped = host in self._stopping
+        self._logs[host].exited.set()
         usage = self._usage[host]
         finished.put(
             InstanceResult(
                 host, exit_code, oom_killed, stopped, usage.peak_memory_bytes, usage.cpu_seconds
             )
         )
+
+
+_STAMP = re.compile(rb"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)")
+
+
+def _stamp_key(stamp: bytes) -> tuple[int, int]:
+    """An engine log timestamp (RFC 3339 with nanoseconds) as (epoch seconds, nanoseconds)."""
+    from datetime import datetime
+
+    match = _STAMP.fullmatch(stamp)
+    if match is None:
+        return (0, 0)
+    zone = b"+00:00" if match[3] == b"Z" else match[3]
+    seconds = int(datetime.fromisoformat((match[1] + zone).decode()).timestamp())
+    return seconds, int((match[2] or b"").ljust(9, b"0")[:9])

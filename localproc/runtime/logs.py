@@ -1,13 +1,63 @@
-"""Container output: each line goes live to the terminal prefixed with its instance, and to the
-instance's log file in the job's folder."""
+"""Container output: every byte goes, raw, to the instance's log file in the job's folder, and
+each line goes live to the terminal prefixed with its instance.
+
+Linear time and bounded memory whatever the container prints: each instance's log file stays
+open for the whole run (buffered, flushed within a fraction of a second so `logs --follow` and
+readers of the file see it live), and the terminal copy holds at most one line of up to
+TERMINAL_LINE_LIMIT bytes per instance: a longer line is cut there, with a marker, on the
+terminal only; the saved log keeps every byte."""
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 _COLOURS = ("36", "33", "35", "32", "34", "31")  # cyan, yellow, magenta, green, blue, red
+TERMINAL_LINE_LIMIT = 64 * 1024  # bytes of one line shown on the terminal
+FLUSH_SECONDS = 0.2  # how long written output may wait in a buffer before reaching the file
+_FILE_BUFFER = 1 << 20
+
+
+class _Lines:
+    """Splits one instance's byte stream into lines for the terminal, in linear time; a line
+    longer than `limit` is cut at `limit` and the rest of it skipped."""
+
+    def __init__(self, limit: int, marker: bytes) -> None:
+        self._limit = limit
+        self._marker = marker
+        self._pending = bytearray()
+        self._cutting = False  # skipping the rest of a line already cut
+
+    def feed(self, data: bytes | memoryview) -> list[bytes]:
+        data = bytes(data)  # one copy per chunk: bytes.find then scans it in linear time
+        lines: list[bytes] = []
+        start, size = 0, len(data)
+        while start < size:
+            newline = data.find(b"\n", start)
+            end = size if newline < 0 else newline
+            if not self._cutting:
+                room = self._limit - len(self._pending)
+                self._pending += data[start : min(end, start + room)]
+                if end - start > room:
+                    lines.append(bytes(self._pending) + self._marker)
+                    self._pending.clear()
+                    self._cutting = True
+            if newline < 0:
+                break
+            if not self._cutting:
+                lines.append(bytes(self._pending))
+            self._pending.clear()
+            self._cutting = False
+            start = newline + 1
+        return lines
+
+    def rest(self) -> list[bytes]:
+        """The final line when the stream ends without a newline."""
+        line, cut = bytes(self._pending), self._cutting
+        self._pending.clear()
+        self._cutting = False
+        return [line] if line and not cut else []
 
 
 class LogSink:
@@ -16,33 +66,87 @@ class LogSink:
         self._log_dir = log_dir
         self._colour = colour
         self._lock = threading.Lock()
+        self._files: dict[str, BinaryIO] = {}
+        self._lines: dict[str, _Lines] = {}
+        self._dirty: set[str] = set()
+        self._closed = threading.Event()
         log_dir.mkdir(parents=True, exist_ok=True)
+        self._flusher = threading.Thread(target=self._flush_regularly, daemon=True)
+        self._flusher.start()
 
     def log_path(self, host: str) -> Path:
         return self._log_dir / f"{host}.log"
 
-    def line(self, host: str, text: str) -> None:
+    def write(self, host: str, data: bytes | memoryview) -> None:
+        """Bytes the container wrote: all of them to the saved log; whole lines to the
+        terminal."""
         with self._lock:
-            with self.log_path(host).open("a", encoding="utf-8") as log:
-                log.write(text + "\n")
+            log = self._files.get(host)
+            if log is None:
+                log = self._files[host] = self.log_path(host).open("ab", buffering=_FILE_BUFFER)
+            log.write(data)
+            self._dirty.add(host)
             if self._stream is not None:
-                self._stream.write(self._prefix(host) + text + "\n")
+                self._show(host, self._splitter(host).feed(data))
+
+    def end(self, host: str) -> None:
+        """The instance's output is complete: show its last line, put everything in the file."""
+        with self._lock:
+            if self._stream is not None and host in self._lines:
+                self._show(host, self._lines[host].rest())
+            if host in self._files:
+                self._files[host].flush()
+                self._dirty.discard(host)
+
+    def note(self, host: str, text: str) -> None:
+        """localproc's own remark about an instance's log: on the terminal, never in the saved
+        log, which holds only what the container wrote."""
+        with self._lock:
+            if self._stream is not None:
+                self._stream.write(self._prefix(host) + f"[localproc] {text}\n")
                 self._stream.flush()
+
+    def close(self) -> None:
+        self._closed.set()
+        with self._lock:
+            for host in list(self._files):
+                if self._stream is not None and host in self._lines:
+                    self._show(host, self._lines[host].rest())
+                self._files.pop(host).close()
+            self._dirty.clear()
+
+    def _splitter(self, host: str) -> _Lines:
+        lines = self._lines.get(host)
+        if lines is None:
+            marker = (
+                f" [… line cut at {TERMINAL_LINE_LIMIT} bytes on the terminal; the saved log "
+                f"{self.log_path(host)} has all of it]"
+            ).encode()
+            lines = self._lines[host] = _Lines(TERMINAL_LINE_LIMIT, marker)
+        return lines
+
+    def _show(self, host: str, lines: list[bytes]) -> None:
+        if not lines:
+            return
+        assert self._stream is not None
+        prefix = self._prefix(host)
+        self._stream.write(
+            "".join(
+                prefix + raw.rstrip(b"\r").decode("utf-8", errors="replace") + "\n"
+                for raw in lines
+            )
+        )
+        self._stream.flush()
+
+    def _flush_regularly(self) -> None:
+        while not self._closed.wait(FLUSH_SECONDS):
+            with self._lock:
+                for host in self._dirty:
+                    self._files[host].flush()
+                self._dirty.clear()
 
     def _prefix(self, host: str) -> str:
         if not self._colour:
             return f"{host} | "
         index = int(host.rsplit("-", 1)[-1]) - 1 if host.rsplit("-", 1)[-1].isdigit() else 0
         return f"\x1b[{_COLOURS[index % len(_COLOURS)]}m{host}\x1b[0m | "
-
-
-def split_lines(chunks, emit) -> None:  # type: ignore[no-untyped-def]
-    """Feed byte chunks (not aligned to lines) and call `emit` once per complete text line."""
-    pending = b""
-    for chunk in chunks:
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for raw in lines:
-            emit(raw.rstrip(b"\r").decode("utf-8", errors="replace"))
-    if pending:
-        emit(pending.rstrip(b"\r").decode("utf-8", errors="replace"))
