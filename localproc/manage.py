@@ -19,13 +19,18 @@ from localproc.errors import CannotRunHere, DamagedRecord, LocalprocError
 from localproc.listing import ListQuery, list_page
 from localproc.liveness import identity_alive, process_identity
 from localproc.records import ENDED, PRIVATE_KEY, RUNNING, JobStore, describe_shape, now, timestamp
-from localproc.runtime.engine import DockerEngine
+from localproc.runtime.engine import DockerEngine, EngineError
 from localproc.transfer.cache import InputCache
 
 # A background run records its job within two minutes or gives up (detach.START_TIMEOUT_SECONDS).
 ORPHAN_RUNNER_LOG_SECONDS = 600
 SCRATCH_DIR = "scratch"  # in a job's folder: snapshots of Continuous outputs before upload
 RUNNER_DIED = "InternalServerError: the runner exited unexpectedly"
+# `stop` of a job whose runner died: its containers are stopped and removed, nothing uploaded.
+RUNNER_DIED_STOPPED = (
+    "Stopped: stop requested. The runner had exited unexpectedly: its containers were stopped "
+    "and removed, and no outputs were uploaded."
+)
 
 
 def runner_identity() -> dict[str, Any]:
@@ -54,10 +59,15 @@ def _identity_alive(info: dict[str, Any]) -> bool:
     return identity_alive(info)
 
 
-def _reconcile(store: JobStore, name: str, record: dict[str, Any]) -> dict[str, Any]:
-    """A running record whose runner is gone becomes Failed; returns the current record."""
+def _reconcile(
+    store: JobStore, name: str, record: dict[str, Any], engine: DockerEngine | None = None
+) -> dict[str, Any]:
+    """A running record whose runner is gone becomes Failed, and the containers that runner
+    left (which would otherwise run on past their deadline) are stopped and removed; returns
+    the current record."""
     if record.get("ProcessingJobStatus") not in RUNNING or runner_alive(record):
         return record
+    _remove_orphaned_containers(name, record, engine)
     changes = {
         "ProcessingJobStatus": "Failed",
         "FailureReason": RUNNER_DIED,
@@ -69,6 +79,23 @@ def _reconcile(store: JobStore, name: str, record: dict[str, Any]) -> dict[str, 
         # Cannot be written now (a full disk, a read-only state dir): the answer is the same,
         # and the next reader records it.
         return {**record, **changes}
+
+
+def _remove_orphaned_containers(
+    name: str, record: dict[str, Any], engine: DockerEngine | None = None
+) -> None:
+    """The engine objects of this job made by its (dead) runner, found by the runner's label:
+    a run of the same name by another runner is never touched. Nothing when no engine answers
+    (`gc` removes them later)."""
+    info = record.get(PRIVATE_KEY) or {}
+    if not isinstance(info.get("RunnerPid"), int):
+        return
+    engine = engine or connect_engine_if_possible()
+    if engine is None:
+        return
+    with contextlib.suppress(EngineError):
+        for run in engine.runs_of(name, runner_label(info)):
+            engine.remove_leftover(run)
 
 
 def load_reconciled(store: JobStore, name: str) -> dict[str, Any]:
@@ -103,7 +130,22 @@ def list_jobs(
 
 def stop_job(store: JobStore, name: str) -> dict[str, Any]:
     """StopProcessingJob: mark the job Stopping and tell its runner, which stops the containers
-    (SIGTERM, grace period, SIGKILL), uploads outputs and records Stopped."""
+    (SIGTERM, grace period, SIGKILL), uploads outputs and records Stopped. A job whose runner
+    died is stopped here: its containers are removed and it is recorded Stopped."""
+    current = store.load(name)
+    if current.get("ProcessingJobStatus") in RUNNING and not runner_alive(current):
+        _remove_orphaned_containers(name, current)
+        if current["ProcessingJobStatus"] == "InProgress":
+            store.request_stop(name)
+        ended = store.update(
+            name,
+            {
+                "ProcessingJobStatus": "Stopped",
+                "FailureReason": RUNNER_DIED_STOPPED,
+                "ProcessingEndTime": timestamp(now()),
+            },
+        )
+        return describe_shape(ended)
     load_reconciled(store, name)
     record = store.request_stop(name)
     info = record.get(PRIVATE_KEY) or {}
@@ -144,7 +186,7 @@ def collect_garbage(
             report.unreadable.append(str(damaged.path))  # left for `delete`: it holds data
             continue
         if record.get("ProcessingJobStatus") in RUNNING and not runner_alive(record):
-            _reconcile(store, name, record)
+            _reconcile(store, name, record, engine)
             report.reconciled.append(name)
         if runner_alive(record):
             continue
@@ -155,10 +197,14 @@ def collect_garbage(
             shutil.rmtree(staging, ignore_errors=True)
             report.removed_staging.append(name)
     if engine is not None:
-        for job_name, runners in sorted(engine.leftover_runners().items()):
-            if not any(_identity_alive(_identity_from_label(label)) for label in runners):
-                engine.remove_job_resources(job_name)
-                report.removed_resources.append(job_name)
+        # Run by run (each run's objects carry its id): a live run is never touched, even one
+        # of the same job name from another state dir.
+        for run in engine.leftover_runs():
+            if not any(_identity_alive(_identity_from_label(label)) for label in run.runners):
+                engine.remove_leftover(run)
+                if run.job_name not in report.removed_resources:
+                    report.removed_resources.append(run.job_name)
+        report.removed_resources.sort()
     report.removed_runner_logs = _remove_orphan_runner_logs(store)
     report.removed_stale_claims = [
         name for name in store.stale_claims() if store.clear_stale_claim(name)

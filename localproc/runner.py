@@ -21,7 +21,7 @@ from localproc.errors import ExitStatus, JobFailure, LocalprocError, algorithm_e
 from localproc.manage import SCRATCH_DIR, runner_identity, runner_label
 from localproc.plan import JobPlan
 from localproc.records import PRIVATE_KEY, IllegalTransition, JobStore, now, timestamp
-from localproc.runtime import JOB_LABEL, RUNNER_LABEL
+from localproc.runtime import JOB_LABEL, RUN_LABEL, RUNNER_LABEL
 from localproc.runtime.cluster import DEADLINE_REASON, ClusterRun, InstanceResult
 from localproc.runtime.engine import (
     DEFAULT_NETWORK,
@@ -31,6 +31,8 @@ from localproc.runtime.engine import (
     Mount,
     container_name,
     job_network,
+    new_run_id,
+    pids_limit,
 )
 from localproc.runtime.logs import LogSink
 from localproc.spec.instance_types import instance_type, smallest_fitting
@@ -147,8 +149,20 @@ class Runner:
         self.progress = progress or TransferProgress(sys.stderr, enabled=False)
         self.stop_reason: str | None = None
         self.kill_now = False
-        self.labels = {JOB_LABEL: job.name, RUNNER_LABEL: runner_label(runner_identity())}
-        self.network = job_network(job.name, job.instance_count, job.network_isolation)
+        # Every engine object of this run carries its run id, in its name and in a label, and
+        # only that label is used to remove them: no other run can collide with them or remove
+        # them, whatever its state dir or job name. The job label names the job (for people
+        # and tests); the runner label lets `gc` judge leftovers of a dead runner.
+        self.run_id = new_run_id()
+        self.labels = {
+            JOB_LABEL: job.name,
+            RUN_LABEL: self.run_id,
+            RUNNER_LABEL: runner_label(runner_identity()),
+        }
+        self.network = job_network(
+            job.name, job.instance_count, job.network_isolation, run_id=self.run_id
+        )
+        self.peers: dict[str, str] = {}  # algo-i → fixed address on the job's network
 
     def request_stop(self, reason: str, immediately: bool = False) -> None:
         """Called from a signal handler: only sets fields that the run acts on."""
@@ -208,11 +222,14 @@ class Runner:
         self._stage(plan)
         if self.stop_reason is not None:
             return []  # stopped while staging: no container is started
+        if self.network != DEFAULT_NETWORK:  # first: the containers need their addresses
+            self.peers = self.engine.create_network(
+                self.network, self.run_id, self.labels,
+                [instance.host for instance in plan.instances], self.job.network_isolation,
+            )  # fmt: skip
         specs = [self._container_spec(plan, index) for index in range(len(plan.instances))]
         self.feeders = start_pipe_feeders(plan, self.store, self.staging_root)
         self._start_continuous_uploads(plan)
-        if self.network != DEFAULT_NETWORK:
-            self.engine.create_network(self.job.name, self.labels, self.job.network_isolation)
         sink = LogSink(log_stream, self.job_dir / "logs", colour=colour)
         cluster = ClusterRun(
             self.engine, specs, sink, self.settings.stop_grace_seconds,
@@ -300,7 +317,7 @@ class Runner:
             folder = _writable(self._output_dir(instance.host, output.name))
             mounts.append(Mount(str(folder), str(output.local_path)))
         return ContainerSpec(
-            name=container_name(self.job.name, instance.host),
+            name=container_name(self.job.name, self.run_id, instance.host),
             image=self.job.image_uri,
             entrypoint=plan.command.entrypoint,
             command=plan.command.command,
@@ -313,6 +330,9 @@ class Runner:
             memory_bytes=plan.limits.memory_bytes,
             gpus=plan.limits.gpus,
             isolated=self.job.network_isolation,
+            pids_limit=pids_limit(instance_type(self.job.instance_type).vcpus),
+            ipv4_address=self.peers.get(instance.host),
+            peers=self.peers,
         )
 
     def _record_usage(self, results: list[InstanceResult]) -> list[str]:
@@ -430,7 +450,7 @@ class Runner:
 
     def _remove_resources(self) -> None:
         try:
-            self.engine.remove_job_resources(self.job.name)
+            self.engine.remove_run_resources(self.run_id)
         except EngineError as err:
             self.notify(f"warning: {err}; `localproc gc` removes what is left")
 

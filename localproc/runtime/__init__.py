@@ -2,3 +2,4 @@
 
 JOB_LABEL = "localproc.job"
 RUNNER_LABEL = "localproc.runner"  # pid/start-time/host of the process that runs the job
+RUN_LABEL = "localproc.run"  # one run's id: its objects are removed by this label only

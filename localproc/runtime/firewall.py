@@ -2,7 +2,8 @@
 world, but a container can still reach services of the host itself through the bridge's
 gateway address (the host's INPUT chain accepts it). So for an isolated job, when localproc can
 (root and iptables), it drops everything arriving at the host from that job's bridge. Rules carry
-a comment naming the job, so they can be found and removed even after a crash."""
+a comment naming the run (its run id), so they can be found and removed even after a crash,
+and never another run's."""
 
 from __future__ import annotations
 
@@ -11,37 +12,37 @@ import os
 import shutil
 import subprocess
 
-COMMENT_PREFIX = "localproc.job="
+COMMENT_PREFIX = "localproc.run="
 TOOLS = ("iptables", "ip6tables")
 
 
-def bridge_name(job_name: str) -> str:
-    """A stable Linux interface name for the job's bridge (at most 15 characters)."""
-    return "lp" + hashlib.sha1(job_name.encode()).hexdigest()[:12]
+def bridge_name(run_id: str) -> str:
+    """A stable Linux interface name for the run's bridge (at most 15 characters)."""
+    return "lp" + hashlib.sha1(run_id.encode()).hexdigest()[:12]
 
 
 def can_isolate_host() -> bool:
     return os.geteuid() == 0 and shutil.which("iptables") is not None
 
 
-def block_host_access(job_name: str) -> None:
+def block_host_access(run_id: str) -> None:
     for tool in _available_tools():
-        _run(tool, "-I", "INPUT", "1", *_rule(job_name))
+        _run(tool, "-I", "INPUT", "1", *_rule(run_id))
 
 
-def remove_host_block(job_name: str) -> None:
-    """Remove every rule of this job (there may be more than one after a crash and a retry)."""
+def remove_host_block(run_id: str) -> None:
+    """Remove every rule of this run (there may be more than one after a crash and a retry)."""
     if os.geteuid() != 0:
         return
     for tool in _available_tools():
-        while _run(tool, "-D", "INPUT", *_rule(job_name), check=False) == 0:
+        while _run(tool, "-D", "INPUT", *_rule(run_id), check=False) == 0:
             pass
 
 
-def _rule(job_name: str) -> list[str]:
+def _rule(run_id: str) -> list[str]:
     return [
-        "-i", bridge_name(job_name),
-        "-m", "comment", "--comment", COMMENT_PREFIX + job_name,
+        "-i", bridge_name(run_id),
+        "-m", "comment", "--comment", COMMENT_PREFIX + run_id,
         "-j", "DROP",
     ]  # fmt: skip
 
