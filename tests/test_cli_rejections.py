@@ -238,6 +238,45 @@ CASES: list[tuple[str, Mutation, str]] = [
         "'https://s3.amazonaws.com/bucket/out/?versionId=1' has a query or fragment",
     ),
     (
+        "local-path-dot-dot",
+        setter("ProcessingInputs.0.S3Input.LocalPath", "/opt/ml/processing/x/../../../usr/bin"),
+        f"Value '/opt/ml/processing/x/../../../usr/bin' at '{INPUT}.s3Input.localPath' failed to "
+        "satisfy constraint: LocalPath must not contain '.', '..' or empty ('//') path segments",
+    ),
+    (
+        "output-local-path-dot-dot",
+        setter("ProcessingOutputConfig.Outputs.0.S3Output.LocalPath", "/opt/ml/processing/../x"),
+        f"at '{OUTPUT}.s3Output.localPath' failed to satisfy constraint: LocalPath must not",
+    ),
+    (
+        "image-uri-docker-refuses",
+        setter("AppSpecification.ImageUri", "UPPER/case"),
+        "Value 'UPPER/case' at 'appSpecification.imageUri' failed to satisfy constraint: "
+        "ImageUri must be a Docker image reference",
+    ),
+    (
+        "nul-in-an-argument",
+        setter("AppSpecification.ContainerArguments", ["a\x00b"]),
+        "Value 'a\\x00b' at 'appSpecification.containerArguments.1.member' failed to satisfy "
+        "constraint: Member must not contain the NUL character",
+    ),
+    (
+        "lone-surrogate-in-environment",
+        setter("Environment", {"KEY": "\ud800"}),
+        "at 'environment.KEY' failed to satisfy constraint: Member must be valid Unicode text",
+    ),
+    (
+        "input-name-not-a-folder-name",
+        setter("ProcessingInputs.0.InputName", "../../etc"),
+        f"at '{INPUT}.inputName' failed to satisfy constraint: InputName must be usable as a "
+        "folder name",
+    ),
+    (
+        "output-name-of-100000-characters",
+        setter("ProcessingOutputConfig.Outputs.0.OutputName", "n" * 100_000),
+        f"at '{OUTPUT}.outputName' failed to satisfy constraint: OutputName must be usable",
+    ),
+    (
         "unknown-parameter",
         setter("Colour", "blue"),
         'Unknown parameter in input: "Colour", must be one of:',
@@ -298,8 +337,11 @@ def test_validate_prints_ok_for_a_valid_payload(localproc: Localproc) -> None:
         ("{not json", "is not valid JSON: Expecting property name enclosed in double quotes"),
         ("[1, 2]", "must be a JSON object, got an array"),
         ("", "is not valid JSON"),
+        ('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}", "nests arrays and objects deeper than"),
+        ('{"a": ' + "9" * 5_000 + "}", "is not valid JSON: a number has more than 100 digits"),
+        ('{"a": "' + "x" * (16 * 2**20) + '"}', "is larger than 16 MiB"),
     ],
-    ids=["invalid-json", "not-an-object", "empty"],
+    ids=["invalid-json", "not-an-object", "empty", "deep-nesting", "huge-integer", "too-large"],
 )
 def test_unusable_payload_files(localproc: Localproc, content: str, expected: str) -> None:
     path = localproc.workdir / "payload.json"
