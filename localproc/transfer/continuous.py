@@ -17,6 +17,12 @@ kernel event-queue overflow loses events; a slow sweep (every `sweep_seconds`) r
 whose content was not uploaded yet, so such files still arrive while the job runs, and the final
 pass in `finish()` catches everything in any case.
 
+watchdog's inotify reader is one thread per process, and it can die of a race of its own
+(a KeyError when folders are renamed back and forth while it adds and removes watches; stopping
+it can raise the same). Its death is caught by a `threading.excepthook` (so no traceback reaches
+the terminal): the uploader says so in one line and goes on with the polling observer, which
+has no such state to lose, so uploads stay prompt instead of waiting for the sweep.
+
 A file is uploaded once it is complete: its writer closed it, or it stayed unchanged for
 `settle_seconds` (by its own ctime, or by two identical stats that far apart). Events only say
 *which* file to look at; what is uploaded is decided on an open file descriptor: every path
@@ -69,6 +75,8 @@ _log = logging.getLogger(__name__)
 SWEEP_SECONDS = 15.0
 # The polling observer's interval when inotify is unavailable.
 POLL_SECONDS = 1.0
+# How often the watcher threads are checked for having stopped (see _stopped_watcher).
+HEALTH_CHECK_SECONDS = 1.0
 # A snapshot taken this close to the file's last change cannot prove by (size, mtime, ctime) that
 # no write followed in the same timestamp tick (git's "racy clean" problem; some filesystems keep
 # whole or even two-second times), so the final pass compares such files by content.
@@ -193,6 +201,8 @@ class ContinuousUploader:
         self._scratch: Path | None = None
         self._scheduler: threading.Thread | None = None
         self._observers: list[BaseObserver] = []
+        self._watcher_failure: str | None = None  # watchdog's own thread died of this
+        self._watcher_failures_seen = 0
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -205,6 +215,7 @@ class ContinuousUploader:
                 raise FileNotFoundError(f"output folder {target.folder} does not exist")
         self._started = True
         self._prepare()
+        _watcher_failures.subscribe(self)
         try:
             self._scheduler = threading.Thread(
                 target=self._run_scheduler, name="localproc-continuous", daemon=True
@@ -254,12 +265,21 @@ class ContinuousUploader:
             self._stopping = True
             self._cond.notify_all()
         # Pending events are dropped on purpose: the final pass looks at every file anyway.
-        for observer in self._observers:
-            observer.stop()
-        for observer in self._observers:
-            observer.join()
+        self._stop_observers(self._observers)
+        self._observers = []
+        _watcher_failures.unsubscribe(self)
         if self._scheduler is not None and self._scheduler.is_alive():
             self._scheduler.join()
+
+    def _stop_observers(self, observers: Sequence[BaseObserver]) -> None:
+        """Stop them; watchdog's inotify code can fail while stopping (the race that kills its
+        thread): what is lost is only events, which the final pass and the sweep make up for."""
+        for observer in observers:
+            try:
+                observer.stop()
+                observer.join()
+            except Exception as err:  # a bug of the watcher library, not of this job
+                self._warn(f"the output file watcher failed while stopping ({err!r}); ignored")
 
     def _prepare(self) -> None:
         if self._pool is None:
@@ -332,12 +352,52 @@ class ContinuousUploader:
                 self._observers.append(polling)
             polling.schedule(handler, str(target.folder), recursive=True, event_filter=event_filter)
 
+    def watcher_died(self, description: str) -> None:
+        """Called (from the dying thread) when one of watchdog's threads ends with an error."""
+        with self._cond:
+            if self._watcher_failure is None:
+                self._watcher_failure = description
+            self._cond.notify_all()
+
+    def _watch_by_polling(self, failure: str) -> None:
+        """Replace every observer with a new polling one: after inotify's reader died, and
+        again should a polling thread die (a folder vanishing mid-walk): polling keeps no
+        state that a race could corrupt, so a new one simply starts over."""
+        from watchdog.observers.polling import PollingObserverVFS
+
+        with self._cond:
+            if self._stopping:
+                return
+            self._watcher_failures_seen += 1
+            first = self._watcher_failures_seen == 1
+        if first:
+            self._warn(
+                f"the watcher of the output folders failed ({failure}); watching them by "
+                f"polling every {POLL_SECONDS:g} s instead"
+            )
+        dead, self._observers = self._observers, []
+        self._stop_observers(dead)
+        _forget_dead_inotify_reader()
+        polling = PollingObserverVFS(os.lstat, os.scandir, polling_interval=POLL_SECONDS)
+        for index, target in enumerate(self._targets):
+            polling.schedule(_make_handler(self, index), str(target.folder), recursive=True)
+        polling.start()
+        with self._cond:
+            if self._stopping:  # finish() came meanwhile and has stopped the others
+                polling.stop()
+                return
+            self._observers.append(polling)
+        self._sweep()  # what changed while nothing watched
+
     def _on_event(self, index: int, event: FileSystemEvent) -> None:
         """Called on watchdog's dispatch thread, which must never see an exception."""
-        if event.is_directory:
+        kind = event.event_type
+        if event.is_directory and kind not in ("created", "moved"):
             # watchdog reports the files of a new or moved-in folder as file events of their own.
             return
-        kind = event.event_type
+        # A folder's event is looked at too: the polling observer matches entries by inode, so
+        # a new file that got the inode of a folder deleted meanwhile comes as that folder
+        # "moved" to the file's name. What the path is now is decided by lstat in _evaluate.
         path = event.dest_path if kind == "moved" else event.src_path
         relative = _relative(self._targets[index].folder, os.fsdecode(path))
         if relative is None:
@@ -379,24 +439,46 @@ class ContinuousUploader:
             raise
 
     def _schedule(self) -> None:
-        """Sleeps until the next file is due (or the next sweep), so it costs nothing idle."""
+        """Sleeps until the next file is due, the next sweep or the next look at the watchers'
+        health (once a second: cheap), so it costs next to nothing idle."""
         next_sweep = time.monotonic() + self._sweep_every
+        next_health_check = time.monotonic() + HEALTH_CHECK_SECONDS
         while True:
             with self._cond:
                 while True:
                     if self._stopping:
                         return
-                    now = time.monotonic()
-                    if (self._heap and self._heap[0][0] <= now) or now >= next_sweep:
+                    if self._watcher_failure is not None:
                         break
-                    wake = min(self._heap[0][0], next_sweep) if self._heap else next_sweep
-                    self._cond.wait(wake - now)
+                    now = time.monotonic()
+                    wake = min(next_sweep, next_health_check)
+                    if (self._heap and self._heap[0][0] <= now) or now >= wake:
+                        break
+                    self._cond.wait(min(self._heap[0][0], wake) - now if self._heap else wake - now)
                 due_paths = self._pop_due(now)
+                failure, self._watcher_failure = self._watcher_failure, None
+            if failure is None and time.monotonic() >= next_health_check:
+                failure = self._stopped_watcher()
+                next_health_check = time.monotonic() + HEALTH_CHECK_SECONDS
+            if failure is not None:
+                self._watch_by_polling(failure)
+                continue
             for path in due_paths:
                 self._evaluate(path)
             if time.monotonic() >= next_sweep:
                 self._sweep()
                 next_sweep = time.monotonic() + self._sweep_every
+
+    def _stopped_watcher(self) -> str | None:
+        """A watcher that stopped without an error: watchdog's polling emitter stops itself when
+        a sub-folder vanishes in the middle of its walk (it takes that for the watched folder
+        being deleted), and reports nothing."""
+        with self._cond:
+            observers = list(self._observers)
+        for observer in observers:
+            if not observer.is_alive() or any(not e.is_alive() for e in observer.emitters):
+                return f"its {type(observer).__name__} stopped"
+        return None
 
     def _pop_due(self, now: float) -> list[PathId]:
         due_paths = []
@@ -694,6 +776,60 @@ class ContinuousUploader:
             self._skipped.add(path)
             self._report.skipped.append(f"{target.host}:{where}")
         self._warn(message)
+
+
+class _WatcherFailures:
+    """One `threading.excepthook` for the process, installed while an uploader watches with
+    inotify: an exception that ends one of watchdog's threads goes to the uploaders (as one
+    line each), every other to the hook there was before."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._uploaders: set[ContinuousUploader] = set()
+        self._previous: Callable[[threading.ExceptHookArgs], Any] | None = None
+
+    def subscribe(self, uploader: ContinuousUploader) -> None:
+        with self._lock:
+            if not self._uploaders:
+                self._previous = threading.excepthook
+                threading.excepthook = self._hook
+            self._uploaders.add(uploader)
+
+    def unsubscribe(self, uploader: ContinuousUploader) -> None:
+        with self._lock:
+            if uploader not in self._uploaders:
+                return
+            self._uploaders.discard(uploader)
+            if not self._uploaders and threading.excepthook == self._hook:
+                threading.excepthook = self._previous or threading.__excepthook__
+
+    def _hook(self, args: threading.ExceptHookArgs) -> None:
+        thread_module = type(args.thread).__module__ if args.thread is not None else ""
+        with self._lock:
+            uploaders = list(self._uploaders)
+            previous = self._previous or threading.__excepthook__
+        if not thread_module.startswith("watchdog") or not uploaders:
+            previous(args)
+            return
+        description = f"{args.exc_type.__name__}: {args.exc_value}"
+        for uploader in uploaders:
+            uploader.watcher_died(description)
+
+
+_watcher_failures = _WatcherFailures()
+
+
+def _forget_dead_inotify_reader() -> None:
+    """watchdog keeps its one inotify reader thread in a class attribute; once that thread has
+    died, a later watch in this process (another job run by the same process) must get a new
+    one rather than the dead one. Private to watchdog, hence the care."""
+    try:
+        from watchdog.observers.inotify_c import InotifyFD
+    except ImportError:
+        return
+    reader = getattr(InotifyFD, "_instance", None)
+    if reader is not None and not reader.is_alive():
+        InotifyFD._instance = None
 
 
 def _make_handler(uploader: ContinuousUploader, index: int) -> Any:
