@@ -173,6 +173,8 @@ def _settings(
         use_cache=not no_cache,
         cache_cap_bytes=int(cache_size_gb * 2**30),
         pass_aws_credentials=pass_aws_credentials,
+        # Set only for a background run, by `run --detach` or `serve` (detach.py).
+        claim_token=os.environ.get("LOCALPROC_CLAIM_TOKEN") or None,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -14,9 +15,11 @@ from typing import Any
 
 from localproc.errors import ExitStatus, LocalprocError
 from localproc.jobs import RunSettings, job_arn_for
-from localproc.records import JobStore
+from localproc.records import JobStore, private_dir
 
 START_TIMEOUT_SECONDS = 120
+# The background run finds the claim its parent made for it here (see RunSettings.claim_token).
+CLAIM_TOKEN_VARIABLE = "LOCALPROC_CLAIM_TOKEN"
 _REJECTION = re.compile(r"localproc: (\w+): (.*)", re.DOTALL)
 
 
@@ -34,14 +37,29 @@ class DetachedRunRejected(LocalprocError):
 
 def start_detached(request: dict[str, Any], settings: RunSettings) -> str:
     """Start `localproc run -` in the background with the validated request on its stdin;
-    return the job's ARN once the job is recorded."""
+    return the job's ARN once the job is recorded.
+
+    The name is claimed here, before anything else: a second caller with the same name hears
+    ResourceInUse at once, never a success answer for a job that will not run. The background
+    run takes the claim over (its token passes in the environment) or, if it ends without
+    recording the job, the claim is released here."""
     store = JobStore(settings.state_dir)
     name = request["ProcessingJobName"]
-    arn = job_arn_for(request, settings)
-    if store.exists(name):
-        store.claim(name, arn)  # raises ResourceInUse
+    store.claim(name, job_arn_for(request, settings))  # raises ResourceInUse
+    token = store.claim_token(name)
+    try:
+        return _start_and_wait(request, settings, store, token)
+    except BaseException:
+        store.release_claim(name, token)
+        raise
+
+
+def _start_and_wait(
+    request: dict[str, Any], settings: RunSettings, store: JobStore, token: str
+) -> str:
+    name = request["ProcessingJobName"]
     log_path = store.runner_log(name)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(log_path.parent)
     command = [sys.executable, "-m", "localproc", "run", "-", *_run_options(settings)]
     with log_path.open("ab") as log:
         process = subprocess.Popen(
@@ -51,6 +69,7 @@ def start_detached(request: dict[str, Any], settings: RunSettings) -> str:
             stderr=subprocess.STDOUT,
             start_new_session=True,
             close_fds=True,
+            env={**os.environ, CLAIM_TOKEN_VARIABLE: token},
         )
     assert process.stdin is not None
     process.stdin.write(json.dumps(request).encode())

@@ -188,7 +188,7 @@ def run_job(
     for note in prepared.notes:
         notify(note)
 
-    job_dir = records.claim(job.name, prepared.arn)
+    job_dir = records.claim(job.name, prepared.arn, token=settings.claim_token)
     runner = Runner(
         job, prepared.plan, settings, prepared.store, engine, records, job_dir, notify, progress,
         prepared.credentials,

@@ -123,7 +123,7 @@ class JobStore:
         folder = self.job_dir(name)
         if token is not None and self._take_over(folder, token):
             return folder
-        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.jobs_dir)
         for _attempt in range(2):
             fresh = Path(tempfile.mkdtemp(prefix=".claiming-", dir=self.jobs_dir))
             try:
@@ -312,6 +312,15 @@ def _checked_record(name: str, path: Path, raw: bytes) -> dict[str, Any]:
 def _short(err: BaseException) -> str:
     text = str(err)
     return text if len(text) <= 120 else text[:117] + "..."
+
+
+def private_dir(path: Path) -> Path:
+    """A folder of the state dir that only its owner may enter: what jobs wrote (their inputs,
+    outputs, logs) is nobody else's to read, run or change."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if os.stat(path).st_mode & 0o077:
+        os.chmod(path, 0o700)
+    return path
 
 
 # -- claims --------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ from localproc.spec.job import JobSpec
 from localproc.storage import ObjectStore
 from localproc.transfer.cache import DEFAULT_CAP_BYTES, InputCache
 from localproc.transfer.continuous import ContinuousTarget, ContinuousUploader
+from localproc.transfer.disarm import disarm_tree
 from localproc.transfer.pipe import PipeFeeder
 from localproc.transfer.progress import TransferProgress
 from localproc.transfer.staging import (
@@ -50,6 +51,7 @@ from localproc.transfer.staging import (
 from localproc.transfer.upload import UploadReport, upload_outputs
 
 EXIT_MESSAGE_LIMIT = 1024
+FAILURE_REASON_LIMIT = 1024  # the API's own cap on the field
 Notify = Callable[[str], None]
 
 
@@ -65,6 +67,9 @@ class RunSettings:
     use_cache: bool = True
     cache_cap_bytes: int = DEFAULT_CAP_BYTES
     pass_aws_credentials: bool = False
+    # A claim of the job's name made for this run by the process that started it in the
+    # background (`run --detach`, `serve`), which answered its caller only after claiming.
+    claim_token: str | None = None
 
 
 @dataclass
@@ -198,19 +203,19 @@ class Runner:
         finally:
             self._clean_up()
         if self.stop_reason is not None:
-            outcome.status, outcome.failure_reason = "Stopped", self._stopped_reason()
             self._mark_stopping()
         if self.plan is not None and self.plan.outputs:
             outcome.uploads = self._upload(self.plan)
-            if outcome.uploads.failures and outcome.status == "Completed":
-                outcome.status = "Failed"
-                outcome.failure_reason = "ClientError: Failed to upload output " + "; ".join(
-                    outcome.uploads.failures
-                )
-            elif outcome.uploads.failures:  # the job's own reason stands; say what is missing
-                for failure in outcome.uploads.failures:
-                    self.notify(f"warning: output not uploaded: {failure}")
+        # A stop may also come while the outputs upload: it counts as much as an earlier one.
+        stopped = self.stop_reason is not None
+        outcome.status, outcome.failure_reason = settle_outcome(
+            outcome.status, outcome.failure_reason,
+            self._stopped_reason() if stopped else None, stopped, outcome.uploads,
+        )  # fmt: skip
+        if stopped:
+            self._mark_stopping()  # the stop came during the uploads: Stopping before Stopped
         self._await_removal()
+        self._disarm()
         outcome.seconds = time.monotonic() - self.started
         self._finish(outcome)
         return outcome
@@ -385,21 +390,32 @@ class Runner:
             report = upload_outputs(
                 end_of_job, folders, self.store, self.job.output_kms_key_id,
                 on_upload=lambda task: phase.advance(1, task.bytes),
+                abandoned=lambda: self.kill_now,  # a second Ctrl-C: give up at once
             )  # fmt: skip
         for skipped in report.skipped:
             self.notify(f"warning: not uploaded (not a regular file): {skipped}")
         report.merge(self.continuous_report)
         for collision in report.collisions:
             self.notify(f"warning: {collision}")
+        # Every one, here: FailureReason names only the first few.
+        for failure in report.failures:
+            self.notify(f"warning: output not uploaded: {failure}")
+        if report.abandoned:
+            self.notify(
+                f"warning: uploads abandoned (Ctrl-C twice): {len(report.abandoned)} output "
+                "object(s) not uploaded: " + ", ".join(report.abandoned)
+            )
         return report
 
-    def _stopped_reason(self) -> str:
+    def _stopped_reason(self) -> str | None:
+        """The FailureReason of a stopped job: the service gives none for a stop that was asked
+        for (it did not fail); running out of MaxRuntimeInSeconds names the limit."""
         if self.stop_reason == DEADLINE_REASON:
             return (
                 "MaxRuntimeExceeded: the job ran for its StoppingCondition.MaxRuntimeInSeconds "
                 f"({self.job.max_runtime_seconds} s) and was stopped."
             )
-        return f"Stopped: {self.stop_reason}."
+        return None
 
     def _mark_stopping(self) -> None:
         """`describe` shows Stopping from the moment a stop begins, as the service does."""
@@ -413,7 +429,7 @@ class Runner:
         if current == "Stopping" and outcome.status != "Stopped":
             # `localproc stop` came in as the job ended by itself: the service reports Stopped.
             outcome.status = "Stopped"
-            outcome.failure_reason = outcome.failure_reason or "Stopped: stop requested."
+        outcome.failure_reason = _capped(outcome.failure_reason, FAILURE_REASON_LIMIT)
         self.records.update(
             self.job.name,
             {
@@ -454,9 +470,41 @@ class Runner:
         except EngineError as err:
             self.notify(f"warning: {err}; `localproc gc` removes what is left")
 
+    def _disarm(self) -> None:
+        """The containers are gone: nothing they left in the job's folder keeps a setuid bit
+        or is a device node."""
+        report = disarm_tree(self.job_dir)
+        if report.stripped or report.removed:
+            self.notify(
+                f"removed setuid/setgid bits from {len(report.stripped)} file(s) and "
+                f"{len(report.removed)} device node(s) the containers left in {self.job_dir}"
+            )
+
     def _await_removal(self) -> None:
         if self._removal is not None:
             self._removal.join()
+
+
+def settle_outcome(
+    status: str,
+    reason: str | None,
+    stopped_reason: str | None,
+    stopped: bool,
+    uploads: UploadReport,
+) -> tuple[str, str | None]:
+    """The final status and FailureReason from the containers' verdict (`status`, `reason`),
+    whether a stop came at any time before the end, and how the uploads went."""
+    if stopped:
+        return "Stopped", stopped_reason
+    if uploads.failures and status == "Completed":
+        return "Failed", "ClientError: Failed to upload output " + uploads.failure_summary()
+    return status, reason  # a failed job's own reason stands; the uploads were warned about
+
+
+def _capped(text: str | None, limit: int) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
 
 
 def _judge(results: list[InstanceResult], plan: JobPlan) -> tuple[str, str | None]:

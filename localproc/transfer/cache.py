@@ -1,12 +1,16 @@
 """The input cache: an object downloaded once is not downloaded again while it is unchanged.
 
-Entries live under `<state dir>/cache/objects/`, keyed by a hash of (bucket, key, ETag, size),
-so a changed object (new ETag) is a new entry. Staging hard-links an entry into the instance's
-folder (copying where a link is impossible). Because containers get writable input folders, a
-container could change a linked file in place; each entry therefore keeps, beside it, the size
-and modification time it had when cached, and an entry that no longer matches is thrown away
-instead of being served. The cache is trimmed to its size cap, least recently used first, after
-each staging and by `localproc gc`.
+Entries live under `<state dir>/cache/objects/` (0700), keyed by a hash of (bucket, key, ETag,
+size), so a changed object (new ETag) is a new entry. Containers get writable input folders, so
+an entry must never share its inode with a staged file: a container writing into a hard link
+(and putting the modification time back) would change what later jobs are served while S3 holds
+the original. Staging therefore gets a copy of the entry, made by the kernel (a reflink where
+the filesystem has them, which costs nothing until written; else copy_file_range), never a
+link. Each entry also keeps, beside it, the inode, size, modification and change time it had
+when cached; the change time is set by the kernel on every write and cannot be put back, so an
+entry that no longer matches (changed by anything at all) is thrown away instead of being
+served. The cache is trimmed to its size cap, least recently used first, after each staging and
+by `localproc gc`.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from localproc.records import private_dir
 from localproc.storage import ObjectInfo, ObjectStore
 
 DEFAULT_CAP_BYTES = 10 * 2**30
@@ -47,8 +52,8 @@ class InputCache:
             status = entry.lstat()
         except (OSError, ValueError):
             return None
-        if (status.st_size, status.st_mtime_ns) != (recorded["size"], recorded["mtime_ns"]):
-            self._discard(entry)  # changed in place through a staged hard link
+        if _identity(status) != recorded.get("identity"):
+            self._discard(entry)  # changed since it was cached: it cannot be trusted
             return None
         os.utime(meta)  # last use, for trimming
         return entry
@@ -59,11 +64,12 @@ class InputCache:
         if cached is not None:
             return cached
         entry = self._entry(obj)
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root.parent)
+        private_dir(self.root)
         store.download_file(obj, entry)  # temp file + rename: never half an entry
-        status = entry.lstat()
-        meta = {"size": status.st_size, "mtime_ns": status.st_mtime_ns, "bucket": obj.bucket,
-                "key": obj.key, "etag": obj.etag}  # fmt: skip
+        os.chmod(entry, 0o600)  # before the identity is taken: chmod changes the ctime
+        meta = {"identity": _identity(entry.lstat()), "bucket": obj.bucket, "key": obj.key,
+                "etag": obj.etag}  # fmt: skip
         _atomic_write(entry.with_suffix(".json"), json.dumps(meta))
         return entry
 
@@ -93,14 +99,38 @@ class InputCache:
                 path.unlink()
 
 
+def _identity(status: os.stat_result) -> list[int]:
+    """What changes whenever the file's content does (or anything else about its inode)."""
+    return [status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns]
+
+
 def link_or_copy(source: Path, dest: Path) -> None:
-    """Hard-link (instant, no extra space); copy where a link cannot be made (another device)."""
+    """Hard-link (instant, no extra space); copy where a link cannot be made (another device).
+    Only for files of one job's own staging: never for a cache entry (see copy_from_cache)."""
     try:
         os.link(source, dest)
     except OSError as err:
         if err.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
             raise
         shutil.copyfile(source, dest)
+
+
+FICLONE = 0x40049409  # ioctl: make dest share source's blocks copy-on-write (btrfs, XFS)
+
+
+def copy_from_cache(entry: Path, dest: Path) -> None:
+    """A file of its own for `dest` with the entry's content: a reflink where the filesystem
+    can (instant, and a write to either file leaves the other alone), else a kernel-side copy
+    (shutil.copyfile uses sendfile/copy_file_range on Linux)."""
+    with open(entry, "rb") as source, open(dest, "wb") as target:
+        try:
+            import fcntl
+
+            fcntl.ioctl(target.fileno(), FICLONE, source.fileno())
+            return
+        except (OSError, ImportError):
+            pass  # not a filesystem with reflinks: copy
+    shutil.copyfile(entry, dest)
 
 
 def _atomic_write(path: Path, text: str) -> None:

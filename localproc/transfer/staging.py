@@ -12,7 +12,7 @@ from localproc.errors import client_error
 from localproc.plan import InputListing, InstancePlan, JobPlan, StagedObject
 from localproc.spec.job import JobSpec
 from localproc.storage import ObjectStore, StoreError, StoreUnreachable, parse_s3_uri
-from localproc.transfer.cache import InputCache, link_or_copy
+from localproc.transfer.cache import InputCache, copy_from_cache, link_or_copy
 from localproc.transfer.manifest import read_manifest
 from localproc.transfer.pipe import PipeFeeder, make_fifo
 
@@ -84,7 +84,7 @@ def stage_inputs(
         _make_writable_dir(dest.parent)
         try:
             if cache is not None and cache.cacheable(staged.source):
-                link_or_copy(cache.fetch(staged.source, store), dest)
+                copy_from_cache(cache.fetch(staged.source, store), dest)
             else:
                 store.download_file(staged.source, dest)
         except (StoreError, StoreUnreachable) as err:

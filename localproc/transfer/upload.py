@@ -5,11 +5,13 @@ sockets and FIFOs are never read, so a container cannot make us upload a host fi
 from __future__ import annotations
 
 import os
+import queue
 import stat
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from localproc.spec.job import OutputSpec
 from localproc.storage import ObjectStore, StoreError, StoreUnreachable, parse_s3_uri
@@ -32,12 +34,19 @@ class UploadTask:
         return self.size if self.size is not None else self.source.stat().st_size
 
 
+# FailureReason names this many failed objects at most; the rest are counted (the API caps the
+# field at 1,024 characters, and the runner's log lists every one).
+NAMED_FAILURES = 3
+FAILURE_SUMMARY_BUDGET = 900
+
+
 @dataclass
 class UploadReport:
     uploaded: list[UploadTask] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)  # one message per object that failed
     collisions: list[str] = field(default_factory=list)  # keys written by more than one instance
     skipped: list[str] = field(default_factory=list)  # symlinks and special files left alone
+    abandoned: list[str] = field(default_factory=list)  # s3:// URIs given up on by request
 
     @property
     def bytes(self) -> int:
@@ -48,6 +57,24 @@ class UploadReport:
         self.failures += other.failures
         self.collisions += other.collisions
         self.skipped += other.skipped
+        self.abandoned += other.abandoned
+
+    def failure_summary(self, budget: int = FAILURE_SUMMARY_BUDGET) -> str:
+        """The failed objects for a FailureReason: the first few (each message shortened), as
+        many as fit `budget` characters, and how many more."""
+        named: list[str] = []
+        used = 0
+        for failure in self.failures[:NAMED_FAILURES]:
+            entry = failure if len(failure) <= 240 else failure[:239] + "…"
+            if named and used + len(entry) + 2 > budget:
+                break
+            named.append(entry)
+            used += len(entry) + 2
+        more = len(self.failures) - len(named)
+        text = "; ".join(named)
+        if more <= 0:
+            return text
+        return f"{text}; and {more} more object(s) (each is listed in the run's log)"
 
 
 def output_key(s3_uri: str, relative_path: str) -> tuple[str, str]:
@@ -116,9 +143,11 @@ def upload_outputs(
     store: ObjectStore,
     kms_key_id: str | None,
     on_upload: Callable[[UploadTask], None] | None = None,
+    abandoned: Callable[[], bool] = lambda: False,
 ) -> UploadReport:
     """`folders` maps (host, output name) to the host folder mounted at that output's LocalPath.
-    Instances upload in host order, so when two write the same path the last host wins."""
+    Instances upload in host order, so when two write the same path the last host wins. Once
+    `abandoned()`, it returns at once, with the objects not uploaded in `report.abandoned`."""
     report = UploadReport()
     owner: dict[tuple[str, str], str] = {}
     tasks: list[UploadTask] = []
@@ -149,6 +178,51 @@ def upload_outputs(
         if on_upload is not None:
             on_upload(task)
 
-    with ThreadPoolExecutor(max_workers=UPLOAD_WORKERS) as pool:
-        list(pool.map(upload, tasks))
+    unfinished = run_abandonably(upload, tasks, UPLOAD_WORKERS, abandoned)
+    report.abandoned = [f"s3://{task.bucket}/{task.key}" for task in unfinished]
     return report
+
+
+T = TypeVar("T")
+
+
+def run_abandonably(
+    work: Callable[[T], None],
+    items: Sequence[T],
+    workers: int,
+    abandoned: Callable[[], bool] = lambda: False,
+    poll_seconds: float = 0.1,
+) -> list[T]:
+    """Run `work` on every item, `workers` at a time, until all are done or `abandoned()` says
+    to give up (a second Ctrl-C): then no further item starts, the caller is not kept waiting
+    for the ones in flight (a frozen S3 can hold them for minutes), and the items not done are
+    returned. The workers are daemon threads, so ones left hanging do not keep the process."""
+    pending: queue.SimpleQueue[T] = queue.SimpleQueue()
+    for item in items:
+        pending.put(item)
+    lock = threading.Lock()
+    done: set[int] = set()
+
+    def worker() -> None:
+        while not abandoned():
+            try:
+                item = pending.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                work(item)
+            finally:
+                with lock:
+                    done.add(id(item))
+
+    threads = [
+        threading.Thread(target=worker, name="upload", daemon=True)
+        for _ in range(max(1, min(workers, len(items))))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive() and not abandoned():
+            thread.join(timeout=poll_seconds)
+    with lock:
+        return [item for item in items if id(item) not in done]

@@ -1,0 +1,48 @@
+"""What a container leaves in the job's folder is data, never a privilege: once the containers
+are gone, every setuid/setgid bit is taken off the files they wrote and every device node they
+made is removed, so neither the owner reading the outputs nor anyone else can run a program
+with the container's root or open a raw disk through them.
+
+Containers cannot make device nodes in the first place (they run without CAP_MKNOD) and the job's
+folder is 0700, out of every other user's reach; this is the last of those walls: it holds even
+for an image run with extra privileges or a folder whose mode was changed."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PRIVILEGE_BITS = stat.S_ISUID | stat.S_ISGID
+
+
+@dataclass
+class DisarmReport:
+    stripped: list[str] = field(default_factory=list)  # files whose setuid/setgid was removed
+    removed: list[str] = field(default_factory=list)  # device nodes removed
+
+
+def disarm_tree(root: Path) -> DisarmReport:
+    """Strip setuid/setgid from every file below `root` and remove every device node, never
+    following a symlink. Call it only once nothing writes there any more (the containers are
+    gone): the paths are then stable between looking and changing."""
+    report = DisarmReport()
+    if not root.is_dir():
+        return report
+    for folder, folders, files in os.walk(root, followlinks=False):
+        for name in files + folders:
+            path = os.path.join(folder, name)
+            try:
+                mode = os.lstat(path).st_mode
+            except FileNotFoundError:
+                continue
+            if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+                report.removed.append(path)
+            elif stat.S_ISREG(mode) and mode & PRIVILEGE_BITS:
+                os.chmod(path, stat.S_IMODE(mode) & ~PRIVILEGE_BITS)
+                report.stripped.append(path)
+    return report

@@ -1,0 +1,98 @@
+"""Two users pick the same name at once: exactly one is told the job was created; the other
+hears ResourceInUse before any success answer — through `run --detach` and through `serve`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from docker_engine import Localproc, job_payload, unique_name, wait_for
+from serve_clients import start_server
+
+pytestmark = pytest.mark.docker
+
+SLOW = ["sh", "-c", "echo started; sleep 4"]
+
+
+def _detach(localproc: Localproc, payload: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "localproc", "run", str(payload), "--detach"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "LOCALPROC_HOME": str(localproc.state_dir)},
+        cwd=localproc.workdir,
+    )
+
+
+def _ended(localproc: Localproc, name: str) -> bool:
+    path = localproc.job_dir(name) / "record.json"
+    return path.exists() and localproc.record(name)["ProcessingJobStatus"] == "Completed"
+
+
+def test_two_detached_runs_of_one_name_one_succeeds_the_other_is_refused(
+    localproc: Localproc,
+) -> None:
+    name = unique_name("twice")
+    payload = localproc.write_payload(job_payload(name, entrypoint=SLOW))
+
+    runs = [_detach(localproc, payload) for _ in range(2)]
+    results = [(run.wait(timeout=120), *run.communicate()) for run in runs]
+
+    codes = sorted(code for code, _, _ in results)
+    assert codes == [0, 2], results
+    refused = next(err for code, _, err in results if code == 2)
+    assert "ResourceInUse" in refused, results
+    arn = next(out for code, out, _ in results if code == 0).strip()
+    assert arn.endswith(f"processing-job/{name}")
+    wait_for(lambda: _ended(localproc, name), 60, "the one job to complete")
+
+
+def _create(url: str, body: dict[str, Any], answers: list[tuple[int, dict[str, Any]]]) -> None:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={
+            "X-Amz-Target": "SageMaker.CreateProcessingJob",
+            "Content-Type": "application/x-amz-json-1.1",
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            answers.append((response.status, json.loads(response.read())))
+    except urllib.error.HTTPError as err:
+        answers.append((err.code, json.loads(err.read())))
+
+
+def test_two_concurrent_creates_of_one_name_through_serve_one_gets_resource_in_use(
+    localproc: Localproc, tmp_path: Path
+) -> None:
+    name = unique_name("racing")
+    localproc.names.add(name)
+    body = job_payload(name, entrypoint=SLOW)
+    server = start_server(
+        ["--port", "0", "--state-dir", str(localproc.state_dir)], tmp_path / "serve.log"
+    )
+    try:
+        answers: list[tuple[int, dict[str, Any]]] = []
+        threads = [
+            threading.Thread(target=_create, args=(server.url, body, answers)) for _ in range(2)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=150)
+        assert sorted(status for status, _ in answers) == [200, 400], answers
+        refused = next(answer for status, answer in answers if status == 400)
+        assert refused["__type"] == "ResourceInUse", answers
+        wait_for(lambda: _ended(localproc, name), 60, "the one job to complete")
+    finally:
+        server.stop()

@@ -1,0 +1,116 @@
+"""What a hostile container can leave on the host, and what it must not: no setuid/setgid file
+and no device node survives in the job's folder, no other local user can reach that folder, and
+writing through a staged input never alters the input cache that later jobs are served from."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+from docker_engine import (
+    Localproc,
+    job_payload,
+    s3_input,
+    s3_output,
+    script_input,
+    unique_name,
+)
+
+pytestmark = pytest.mark.docker
+
+PLANT = r"""
+import os, shutil
+def plant(source, target, mode):
+    shutil.copy(source, target)
+    os.chmod(target, mode)
+plant('/bin/bash', '/opt/ml/processing/out/rootshell', 0o4755)
+plant('/bin/ls', '/opt/ml/processing/out/groupls', 0o2755)
+plant('/bin/ls', '/opt/ml/processing/in/kept', 0o6755)
+plant('/bin/ls', '/opt/ml/output/planted', 0o4711)
+try:
+    os.mknod('/opt/ml/processing/out/disk', 0o666 | 0o060000, os.makedev(8, 0))
+except OSError as err:
+    print('no mknod:', err)
+os.chmod('/opt/ml/processing/out', 0o777)
+print('planted', flush=True)
+"""
+
+
+def _special_files(root: Path) -> list[str]:
+    found = []
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            mode = os.lstat(Path(folder) / name).st_mode
+            if stat.S_ISBLK(mode) or stat.S_ISCHR(mode) or mode & (stat.S_ISUID | stat.S_ISGID):
+                found.append(str(Path(folder) / name))
+    return found
+
+
+def test_no_setuid_file_or_device_node_survives_and_the_job_folder_is_private(
+    localproc: Localproc, s3: Any
+) -> None:
+    bucket = s3.make_bucket()
+    s3.client.put_object(Bucket=bucket, Key="in/data.txt", Body=b"data")
+    entrypoint, code = script_input(s3, bucket, PLANT)
+    name = unique_name("plant")
+    payload = job_payload(
+        name,
+        entrypoint=entrypoint,
+        inputs=[code, s3_input("data", f"s3://{bucket}/in/", "/opt/ml/processing/in")],
+        outputs=[s3_output("out", f"s3://{bucket}/out/", "/opt/ml/processing/out")],
+    )
+
+    ran = localproc(
+        "run", str(localproc.write_payload(payload)), "--s3-endpoint-url", s3.endpoint_url,
+        "--keep-staging",
+    )  # fmt: skip
+
+    assert ran.exit_code == 0, ran.output
+    assert "planted" in ran.stdout
+    job_dir = localproc.job_dir(name)
+    assert _special_files(job_dir) == []
+    shell = job_dir / "algo-1" / "outputs" / "out" / "rootshell"
+    assert shell.is_file() and not shell.stat().st_mode & (stat.S_ISUID | stat.S_ISGID)
+    # No other local user can reach anything of the job: the folder is the owner's alone.
+    assert stat.S_IMODE(job_dir.stat().st_mode) == 0o700
+    for private in ("jobs", "cache", "runners"):
+        folder = localproc.state_dir / private
+        if folder.exists():
+            assert not stat.S_IMODE(folder.stat().st_mode) & 0o077, folder
+
+
+POISON = (
+    "import os; p = '/opt/ml/processing/in/data.bin'; st = os.stat(p); "
+    "f = open(p, 'r+b'); f.write(b'EVIL'); f.close(); "
+    "os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns)); print('poisoned')"
+)
+
+
+def test_writing_through_a_staged_input_does_not_poison_the_input_cache(
+    localproc: Localproc, s3: Any
+) -> None:
+    bucket = s3.make_bucket()
+    s3.client.put_object(Bucket=bucket, Key="in/data.bin", Body=b"GOOD" + b"x" * 10_000)
+    inputs = [s3_input("data", f"s3://{bucket}/in/", "/opt/ml/processing/in")]
+
+    poisoner = job_payload(
+        unique_name("poison"), entrypoint=["python3", "-c", POISON], inputs=inputs
+    )
+    first = localproc(
+        "run", str(localproc.write_payload(poisoner)), "--s3-endpoint-url", s3.endpoint_url
+    )
+    assert first.exit_code == 0 and "poisoned" in first.stdout, first.output
+
+    reader = job_payload(
+        unique_name("victim"),
+        entrypoint=["head", "-c", "4", "/opt/ml/processing/in/data.bin"],
+        inputs=inputs,
+    )
+    second = localproc(
+        "run", str(localproc.write_payload(reader)), "--s3-endpoint-url", s3.endpoint_url
+    )
+    assert second.exit_code == 0, second.output
+    assert "algo-1 | GOOD" in second.stdout, second.stdout  # what S3 holds, not EVIL
