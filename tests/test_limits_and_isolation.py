@@ -44,10 +44,20 @@ open('/opt/ml/processing/out/%s.json' % me, 'w').write(json.dumps(result))
 """
 
 
+def bridge_gateway(network: dict[str, Any]) -> str:
+    """The host's address on a bridge network. Some engines (Debian's docker.io after a
+    restart) leave `Gateway` out of the default bridge's IPAM config; the bridge then has the
+    subnet's first address, as Docker assigns it."""
+    import ipaddress
+
+    config = network["IPAM"]["Config"][0]
+    return config.get("Gateway") or str(ipaddress.ip_network(config["Subnet"])[1])
+
+
 @pytest.fixture
 def host_service(docker_client: Any) -> Iterator[tuple[str, int]]:
     """A TCP server on the host, listening on the Docker bridge's gateway address."""
-    gateway = docker_client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
+    gateway = bridge_gateway(docker_client.networks.get("bridge").attrs)
     server = socket.socket()
     server.bind((gateway, 0))
     server.listen(16)
@@ -309,8 +319,19 @@ def test_isolated_containers_cannot_reach_the_host_through_their_own_bridge(
             networks = docker_client.networks.list(names=[f"localproc-{name}"])
             time.sleep(0.05)
         assert networks, "the job's network never appeared"
-        gateway = networks[0].attrs["IPAM"]["Config"][0]["Gateway"]
-        server.bind((gateway, port))  # only on the job's bridge, never on other interfaces
+        gateway = bridge_gateway(networks[0].attrs)
+        # Only on the job's bridge, never on other interfaces. The engine may still be making
+        # the network (a first one picks the subnet, the second has fixed addresses): the
+        # address exists once the bridge does.
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                server.bind((gateway, port))
+                break
+            except OSError:
+                if time.monotonic() > deadline or run.poll() is not None:
+                    raise
+                time.sleep(0.05)
         server.listen(4)
         _out, err = run.communicate(timeout=120)
     finally:
