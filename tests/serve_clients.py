@@ -21,7 +21,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 # Pinned so that CI runs what was tested; raise them deliberately.
 AWSCLI_REQUIREMENTS = ("awscli==1.46.3",)
@@ -122,3 +122,22 @@ def start_server(
         )
     url = banner.split(" on ", 1)[1].split()[0]
     return ServerProcess(process, url, stderr_path, banner.strip(), stderr)
+
+
+def raw_request(
+    url: str, target: str | None, body: bytes, timeout: float = 60
+) -> tuple[int, dict[str, Any]]:
+    """POST one AWS JSON 1.1 request as bytes (no SDK in between): (HTTP status, JSON body)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    headers = {"Content-Type": "application/x-amz-json-1.1"}
+    if target is not None:
+        headers["X-Amz-Target"] = target
+    request = urllib.request.Request(url + "/", data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 from docker_engine import REPO_ROOT, Localproc
-from serve_clients import start_server
+from serve_clients import raw_request, start_server
 
 pytestmark = pytest.mark.docker
 
@@ -129,19 +128,7 @@ def test_gc_logs_and_a_new_run_work_beside_damaged_records(
 
 
 def _call(url: str, operation: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode(),
-        headers={
-            "X-Amz-Target": f"SageMaker.{operation}",
-            "Content-Type": "application/x-amz-json-1.1",
-        },
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
+    return raw_request(url, f"SageMaker.{operation}", json.dumps(body).encode(), timeout=30)
 
 
 def test_serve_lists_and_describes_beside_damaged_records(

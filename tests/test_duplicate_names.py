@@ -8,14 +8,12 @@ import os
 import subprocess
 import sys
 import threading
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 from docker_engine import Localproc, job_payload, unique_name, wait_for
-from serve_clients import start_server
+from serve_clients import raw_request, start_server
 
 pytestmark = pytest.mark.docker
 
@@ -57,19 +55,8 @@ def test_two_detached_runs_of_one_name_one_succeeds_the_other_is_refused(
 
 
 def _create(url: str, body: dict[str, Any], answers: list[tuple[int, dict[str, Any]]]) -> None:
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode(),
-        headers={
-            "X-Amz-Target": "SageMaker.CreateProcessingJob",
-            "Content-Type": "application/x-amz-json-1.1",
-        },
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=120) as response:
-            answers.append((response.status, json.loads(response.read())))
-    except urllib.error.HTTPError as err:
-        answers.append((err.code, json.loads(err.read())))
+    target = "SageMaker.CreateProcessingJob"
+    answers.append(raw_request(url, target, json.dumps(body).encode(), timeout=120))
 
 
 def test_two_concurrent_creates_of_one_name_through_serve_one_gets_resource_in_use(

@@ -33,6 +33,7 @@ from serve_clients import (
     ServerProcess,
     ensure_venv,
     python_of,
+    raw_request,
     start_server,
 )
 
@@ -154,18 +155,6 @@ def error_code(call: Callable[[], Any]) -> tuple[str, str]:
     error = caught.value.response["Error"]
     assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
     return error["Code"], error["Message"]
-
-
-def raw_request(url: str, target: str | None, body: bytes) -> tuple[int, dict[str, Any]]:
-    headers = {"Content-Type": "application/x-amz-json-1.1"}
-    if target is not None:
-        headers["X-Amz-Target"] = target
-    request = urllib.request.Request(url + "/", data=body, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
 
 
 def started(localproc: Localproc, name: str) -> Callable[[], bool]:

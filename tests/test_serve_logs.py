@@ -24,6 +24,7 @@ from serve_clients import (
     SAGEMAKER_SDK_V3_REQUIREMENTS,
     ensure_venv,
     python_of,
+    raw_request,
 )
 from test_serve import (
     REGION,
@@ -249,23 +250,7 @@ def test_boto3_reads_a_jobs_logs_as_cloudwatch_serves_them(
 
 
 def raw_logs_request(url: str, operation: str, body: bytes) -> tuple[int, dict[str, Any]]:
-    import urllib.error
-    import urllib.request
-
-    request = urllib.request.Request(
-        url + "/",
-        data=body,
-        headers={
-            "Content-Type": "application/x-amz-json-1.1",
-            "X-Amz-Target": f"Logs_20140328.{operation}",
-        },
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
+    return raw_request(url, f"Logs_20140328.{operation}", body)
 
 
 def test_logs_of_a_running_job_arrive_as_they_are_written(

@@ -162,54 +162,52 @@ def test_hundreds_of_failed_uploads_give_a_failure_reason_within_the_apis_limit(
     assert err.count("output not uploaded: s3://") == 600
 
 
-def test_a_stop_while_the_outputs_upload_ends_the_job_stopped(
-    localproc: Localproc, own_s3: tuple[str, Any, Any]
-) -> None:
+def _interrupted_during_a_frozen_upload(
+    localproc: Localproc, own_s3: tuple[str, Any, Any], name: str, interrupts: int
+) -> tuple[subprocess.Popen[str], str, str, float]:
+    """Run a job whose output upload hangs on a frozen endpoint and send it `interrupts`
+    Ctrl-Cs meanwhile; after one, the endpoint is thawed, after two it stays frozen. Returns
+    (process, stdout, stderr, seconds it took to end after the last Ctrl-C)."""
     endpoint, client, _server = own_s3
     proxy = FreezableProxy(("127.0.0.1", int(endpoint.rsplit(":", 1)[1])))
-    name = unique_name("stop-upload")
     process = _spawn(localproc, _job(client, name, ONE_THEN_EXIT), proxy.url)
     try:
         wait_for(lambda: _written(localproc, name), 90, "the output file")
         proxy.freeze()  # the upload hangs: the stop surely comes while it is in flight
         time.sleep(4)  # the container has exited; the runner is uploading
-        process.send_signal(signal.SIGINT)
-        time.sleep(1)
-        proxy.thaw()
+        for _ in range(interrupts):
+            process.send_signal(signal.SIGINT)
+            time.sleep(1)
+        started = time.monotonic()
+        if interrupts == 1:
+            proxy.thaw()
         out, err = process.communicate(timeout=120)
+        return process, out, err, time.monotonic() - started
     finally:
         process.kill()
         proxy.close()
+
+
+def test_a_stop_while_the_outputs_upload_ends_the_job_stopped(
+    localproc: Localproc, own_s3: tuple[str, Any, Any]
+) -> None:
+    name = unique_name("stop-upload")
+    process, out, err, _took = _interrupted_during_a_frozen_upload(localproc, own_s3, name, 1)
 
     assert process.returncode == 3, out + err
     record = localproc.record(name)
     assert record["ProcessingJobStatus"] == "Stopped"
     assert "FailureReason" not in record  # the service gives none to a stop that was asked for
     # The stop does not throw away the outputs: the upload in flight completes.
-    stored = client.get_object(Bucket="faults", Key=f"{name}/out/result.txt")["Body"].read()
+    stored = own_s3[1].get_object(Bucket="faults", Key=f"{name}/out/result.txt")["Body"].read()
     assert stored == b"x" * 100_000
 
 
 def test_a_second_ctrl_c_abandons_a_frozen_upload_at_once_and_says_what_is_missing(
     localproc: Localproc, own_s3: tuple[str, Any, Any]
 ) -> None:
-    endpoint, client, _server = own_s3
-    proxy = FreezableProxy(("127.0.0.1", int(endpoint.rsplit(":", 1)[1])))
     name = unique_name("abandon")
-    process = _spawn(localproc, _job(client, name, ONE_THEN_EXIT), proxy.url)
-    try:
-        wait_for(lambda: _written(localproc, name), 90, "the output file")
-        proxy.freeze()
-        time.sleep(4)  # the container has exited; the upload hangs on the frozen endpoint
-        process.send_signal(signal.SIGINT)
-        time.sleep(1)
-        process.send_signal(signal.SIGINT)
-        started = time.monotonic()
-        out, err = process.communicate(timeout=60)
-        took = time.monotonic() - started
-    finally:
-        process.kill()
-        proxy.close()
+    process, out, err, took = _interrupted_during_a_frozen_upload(localproc, own_s3, name, 2)
 
     assert process.returncode == 3, out + err
     assert took < 30, took  # not the minutes a frozen endpoint can hold a request
