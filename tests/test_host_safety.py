@@ -4,6 +4,7 @@ writing through a staged input never alters the input cache that later jobs are 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from pathlib import Path
@@ -114,3 +115,41 @@ def test_writing_through_a_staged_input_does_not_poison_the_input_cache(
     )
     assert second.exit_code == 0, second.output
     assert "algo-1 | GOOD" in second.stdout, second.stdout  # what S3 holds, not EVIL
+
+
+def test_a_pipe_swapped_for_a_symlink_to_a_host_fifo_feeds_nothing_to_the_host(
+    localproc: Localproc, s3: Any, tmp_path: Path
+) -> None:
+    import threading
+
+    bucket = s3.make_bucket()
+    s3.client.put_object(Bucket=bucket, Key="in/secret.bin", Body=b"ATTACKER-CHOSEN-BYTES")
+    host_fifo = tmp_path / "host-fifo"
+    os.mkfifo(host_fifo)
+    received: list[bytes] = []
+
+    def read_host_fifo() -> None:
+        with open(host_fifo, "rb") as reader:  # a host service reading its own FIFO
+            received.append(reader.read())
+
+    reader = threading.Thread(target=read_host_fifo, daemon=True)
+    reader.start()
+    swap = f"cd /opt/ml/processing/in && ln -s {host_fifo} link && mv -T link data_0; sleep 3"
+    pipe = s3_input(
+        "data", f"s3://{bucket}/in/", "/opt/ml/processing/in", S3InputMode="Pipe"
+    )
+    payload = job_payload(unique_name("swap"), entrypoint=["sh", "-c", swap], inputs=[pipe])
+
+    ran = localproc(
+        "run", str(localproc.write_payload(payload)), "--s3-endpoint-url", s3.endpoint_url
+    )
+
+    # Let the reader end, with whatever it got, if it is still waiting (else: it has read).
+    with contextlib.suppress(OSError):
+        os.close(os.open(host_fifo, os.O_WRONLY | os.O_NONBLOCK))
+    reader.join(timeout=10)
+    assert b"ATTACKER" not in b"".join(received)
+    assert ran.exit_code == 1, ran.output
+    assert "Traceback" not in ran.output
+    record = localproc.record(payload["ProcessingJobName"])
+    assert record["FailureReason"].startswith("ClientError: The pipe of input 'data'"), record

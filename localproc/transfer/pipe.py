@@ -87,6 +87,8 @@ class PipeFeeder:
         self._bytes_written = 0
         self._reader_opened = False
         self._reader_closed_early = False
+        # Taken now, at staging, before any container exists that could swap the FIFO.
+        self._made = self._fifo_identity()
 
     # --- control -------------------------------------------------------------------------------
 
@@ -181,25 +183,44 @@ class PipeFeeder:
         on a full pipe instead.) The descriptor stays non-blocking: writes wait in poll() with a
         timeout, so a reader that stops reading without closing cannot hang the feeder either.
         """
+        # The FIFO lives in a folder the container may write to: it can swap the FIFO for a
+        # symlink to a host FIFO, which this process (often root) must never open. O_NOFOLLOW
+        # refuses a symlink (ELOOP) before anything is opened, and the inode made at staging
+        # must be the one opened.
+        made = self._made
         while not self._stop.is_set():
             try:
-                fd = os.open(self.fifo_path, os.O_WRONLY | os.O_NONBLOCK)
+                fd = os.open(
+                    self.fifo_path, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+                )
             except OSError as exc:
                 if exc.errno != errno.ENXIO:
-                    raise internal_error(
-                        f"Cannot open the pipe of input '{self.input_name}' at "
-                        f"{self.fifo_path}: {exc}"
+                    raise client_error(
+                        f"The pipe of input '{self.input_name}' cannot be opened (the container "
+                        f"replaced or removed {self.fifo_path.name}?): {exc.strerror or exc}"
                     ) from exc
                 self._stop.wait(_POLL_SECONDS)
                 continue
-            if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            opened = os.fstat(fd)
+            if not stat.S_ISFIFO(opened.st_mode) or (
+                made is not None and (opened.st_dev, opened.st_ino) != made
+            ):
                 os.close(fd)
-                raise internal_error(
-                    f"The pipe of input '{self.input_name}' at {self.fifo_path} is not a FIFO"
+                raise client_error(
+                    f"The pipe of input '{self.input_name}' at {self.fifo_path} was replaced "
+                    "by the container; it is fed only through the FIFO localproc made"
                 )
             self._reader_opened = True
             return fd
         return None
+
+    def _fifo_identity(self) -> tuple[int, int] | None:
+        """The FIFO as staging made it (device, inode), read before the container can start."""
+        try:
+            made = os.lstat(self.fifo_path)
+        except OSError:
+            return None
+        return (made.st_dev, made.st_ino) if stat.S_ISFIFO(made.st_mode) else None
 
     def _feed(self, fd: int) -> None:
         # A bigger pipe buffer means fewer wake-ups per MiB; the kernel may refuse the size
