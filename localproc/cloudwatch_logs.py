@@ -32,6 +32,7 @@ import json
 import os
 import re
 import threading
+import time
 import zlib
 from array import array
 from collections import OrderedDict
@@ -40,6 +41,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import regex
 
 from localproc.errors import LocalprocError, ParameterValidationError, ValidationException
 from localproc.manage import describe_job
@@ -59,6 +62,10 @@ MAX_RESPONSE_BYTES = 1024 * 1024
 DEFAULT_EVENT_LIMIT = 10_000
 DEFAULT_STREAM_LIMIT = 50
 CACHED_STREAMS = 256  # stream indexes kept in memory (least recently used dropped)
+# Seconds of `%regex%` matching one FilterLogEvents request may spend in all: a pattern that
+# backtracks exponentially is refused rather than run for minutes. The `regex` engine releases
+# the GIL while it matches, so other requests are answered meanwhile.
+REGEX_BUDGET_SECONDS = 1.5
 _READ_CHUNK = 4 * 1024 * 1024
 _TOKEN = re.compile(r"([fb])/(\d{1,19})")
 _INSTANCE_LOG = re.compile(r"algo-(\d+)\.log")
@@ -552,11 +559,7 @@ def _pattern(text: str) -> Callable[[str], bool]:
             'supported by localproc serve; use terms, "quoted phrases", ?any, -not or %regex%.'
         )
     if len(text) > 1 and text[0] == text[-1] == "%":
-        try:
-            expression = re.compile(text[1:-1])
-        except re.error as err:
-            raise _invalid(f"filterPattern: invalid regular expression: {err}") from None
-        return lambda message: expression.search(message) is not None
+        return _regex_matcher(text[1:-1], REGEX_BUDGET_SECONDS)
     required, anyof, excluded = [], [], []
     for quoted, bare in re.findall(r'([?-]?"[^"]*")|(\S+)', text):
         term = quoted or bare
@@ -572,6 +575,34 @@ def _pattern(text: str) -> Callable[[str], bool]:
             and (not anyof or any(t in message for t in anyof))
             and not any(t in message for t in excluded)
         )
+
+    return matches
+
+
+def _regex_matcher(source: str, budget: float) -> Callable[[str], bool]:
+    """`search` of the expression `source`, for one request: once the matching has taken
+    `budget` seconds in all, the request is refused as InvalidParameterException."""
+    try:
+        expression = regex.compile(source)
+    except (regex.error, ValueError, OverflowError) as err:
+        raise _invalid(f"filterPattern: invalid regular expression: {err}") from None
+    remaining = budget
+
+    def matches(message: str) -> bool:
+        nonlocal remaining
+        started = time.monotonic()
+        try:
+            if remaining <= 0:
+                raise TimeoutError
+            return expression.search(message, timeout=remaining) is not None
+        except TimeoutError:
+            raise _invalid(
+                "filterPattern: the regular expression is too complex to evaluate (it took more "
+                f"than {budget:g} s of matching); simplify it, or narrow the search with "
+                "startTime, endTime or the log streams."
+            ) from None
+        finally:
+            remaining -= time.monotonic() - started
 
     return matches
 

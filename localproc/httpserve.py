@@ -6,6 +6,12 @@ never a thread, and is closed when its deadline passes (HEAD_SECONDS for a reque
 headers, IDLE_SECONDS between the requests of a kept-alive connection, BODY_SECONDS for a body);
 beyond MAX_CONNECTIONS the oldest connection is closed to make room.
 
+Memory is bounded across connections, not only per connection: each request is charged the bytes
+it will hold (the head so far, then head plus its Content-Length once the head is in) from its
+first byte until its handler is done, and a request whose charge would take the total over
+MAX_BUFFERED_BYTES is answered 503 ThrottlingException and its connection closed, so a crowd of
+clients that each send most of a large body cannot make the server hold more than that.
+
 Handlers are `http.server.BaseHTTPRequestHandler` subclasses, as with the standard library's
 servers; each instance answers one request read in full, from an in-memory rfile.
 """
@@ -34,6 +40,8 @@ BODY_SECONDS = 60.0
 WRITE_SECONDS = 30.0
 MAX_HEAD_BYTES = 64 * 1024
 LISTEN_BACKLOG = 64
+MAX_BUFFERED_BYTES = 64 * 1024 * 1024  # requests' bytes held at once, all connections together
+REFUSAL_NOTE_SECONDS = 10.0  # refusals for memory are noted at most this often
 _CONTENT_LENGTH = re.compile(rb"^content-length:[ \t]*([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
 _CHUNKED = re.compile(rb"^transfer-encoding:[^\r\n]*chunked", re.IGNORECASE | re.MULTILINE)
 
@@ -44,6 +52,7 @@ class _Connection:
     address: Any
     deadline: float
     buffer: bytearray = field(default_factory=bytearray)
+    charged: int = 0  # bytes of MAX_BUFFERED_BYTES this connection's request holds
 
 
 class OneRequestHandler(BaseHTTPRequestHandler):
@@ -77,9 +86,16 @@ class BoundedHTTPServer:
         address: tuple[str, int],
         handler_class: Callable[[_Connection, bytes, BoundedHTTPServer], Any],
         max_body_bytes: int,
+        max_buffered_bytes: int = MAX_BUFFERED_BYTES,
     ) -> None:
         self.handler_class = handler_class
         self.max_body_bytes = max_body_bytes
+        # One request of the largest size must always fit, whatever the setting.
+        self.max_buffered_bytes = max(max_buffered_bytes, max_body_bytes + 2 * MAX_HEAD_BYTES)
+        self._charged = 0
+        self._charge_lock = threading.Lock()
+        self._refused_unnoted = 0
+        self._refusal_noted = float("-inf")
         self.socket = socket.socket(self.address_family, socket.SOCK_STREAM)
         try:
             self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -193,6 +209,9 @@ class BoundedHTTPServer:
 
     def _wait_for_request(self, connection: _Connection, deadline: float) -> None:
         """Back from a worker: the next request may already be buffered (pipelining)."""
+        if not self._charge(connection, self._needed(connection.buffer)):
+            self._refuse_for_memory(connection)
+            return
         if self._dispatch_if_complete(connection):
             return
         connection.deadline = deadline if not connection.buffer else time.monotonic() + HEAD_SECONDS
@@ -224,18 +243,19 @@ class BoundedHTTPServer:
             connection.deadline = time.monotonic() + HEAD_SECONDS
         connection.buffer += data
         self._unregister(connection)
+        if not self._charge(connection, self._needed(connection.buffer)):
+            self._refuse_for_memory(connection)
+            return
         if not self._dispatch_if_complete(connection):
             self._waiting[connection] = None
             self._selector.register(connection.sock, selectors.EVENT_READ, connection)
 
-    def _dispatch_if_complete(self, connection: _Connection) -> bool:
-        buffer = connection.buffer
-        head_end = buffer.find(b"\r\n\r\n")
+    def _request_length(self, buffer: bytearray) -> tuple[int, int] | None:
+        """(head length, body length) of the request at the start of `buffer`, once its head
+        is in; None before."""
+        head_end = buffer.find(b"\r\n\r\n", 0, MAX_HEAD_BYTES + 4)
         if head_end < 0:
-            if len(buffer) > MAX_HEAD_BYTES:
-                self._dispatch(connection, len(buffer))  # the handler refuses it
-                return True
-            return False
+            return None
         head = bytes(buffer[: head_end + 4])
         body_length = 0
         if not _CHUNKED.search(head):
@@ -244,6 +264,23 @@ class BoundedHTTPServer:
             body_length = int(text) if text.isdigit() else 0  # a bad one: the handler says so
             if body_length > self.max_body_bytes:
                 body_length = 0
+        return head_end + 4, body_length
+
+    def _needed(self, buffer: bytearray) -> int:
+        """The bytes the connection's buffered request will hold once complete."""
+        lengths = self._request_length(buffer)
+        return len(buffer) if lengths is None else max(len(buffer), sum(lengths))
+
+    def _dispatch_if_complete(self, connection: _Connection) -> bool:
+        buffer = connection.buffer
+        lengths = self._request_length(buffer)
+        if lengths is None:
+            if len(buffer) > MAX_HEAD_BYTES:
+                self._dispatch(connection, len(buffer))  # the handler refuses it
+                return True
+            return False
+        head_length, body_length = lengths
+        head_end = head_length - 4
         if body_length:
             wanted = head_end + 4 + body_length
             if len(buffer) < wanted:
@@ -253,10 +290,54 @@ class BoundedHTTPServer:
         return True
 
     def _dispatch(self, connection: _Connection, length: int) -> None:
-        request = bytes(connection.buffer[:length])
-        del connection.buffer[:length]
+        with memoryview(connection.buffer) as view:
+            request = bytes(view[:length])
+            rest = bytearray(view[length:])
+        connection.buffer = rest  # a new one: the old, large allocation is freed now
         self._waiting.pop(connection, None)
         self._work.put((connection, request))
+
+    # -- the memory budget (the selector thread and the workers both charge and release) --
+    def _charge(self, connection: _Connection, needed: int) -> bool:
+        """Charge `connection` for `needed` bytes in all; False, and nothing charged, when the
+        total would exceed the budget."""
+        with self._charge_lock:
+            more = needed - connection.charged
+            if more > 0 and self._charged + more > self.max_buffered_bytes:
+                return False
+            self._charged += more
+            connection.charged = needed
+            return True
+
+    def _release(self, connection: _Connection) -> None:
+        with self._charge_lock:
+            self._charged -= connection.charged
+            connection.charged = 0
+
+    def _refuse_for_memory(self, connection: _Connection) -> None:
+        """Answer 503 ThrottlingException (best effort: the socket does not block) and close."""
+        body = (
+            b'{"__type": "ThrottlingException", "message": "The server is holding as many '
+            b'request bytes as it may; retry later."}'
+        )
+        answer = (
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/x-amz-json-1.1\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+        )
+        with contextlib.suppress(OSError):
+            connection.sock.send(answer)
+        self._refused_unnoted += 1
+        moment = time.monotonic()
+        if moment - self._refusal_noted >= REFUSAL_NOTE_SECONDS:
+            count, self._refused_unnoted = self._refused_unnoted, 0
+            self._refusal_noted = moment
+            self.note_dropped(
+                connection.address,
+                f"request refused (503 ThrottlingException): {count} request(s) would take the "
+                f"bytes held for requests over {self.max_buffered_bytes // (1024 * 1024)} MiB "
+                f"(noted at most every {REFUSAL_NOTE_SECONDS:g} s)",
+            )
+        self._close(connection)
 
     def _unregister(self, connection: _Connection) -> None:
         self._waiting.pop(connection, None)
@@ -265,6 +346,7 @@ class BoundedHTTPServer:
 
     def _close(self, connection: _Connection) -> None:
         self._unregister(connection)
+        self._release(connection)
         with contextlib.suppress(OSError):
             connection.sock.close()
 
@@ -275,13 +357,19 @@ class BoundedHTTPServer:
             if item is None:
                 return
             connection, request = item
+            item = None
             keep = False
             try:
                 connection.sock.setblocking(True)
                 handler = self.handler_class(connection, request, self)
                 keep = not handler.close_connection and not self._shutdown.is_set()
+                handler = None
             except Exception:
                 self.handle_error(connection.sock, connection.address)
+            request = b""
+            # The request is answered and freed: what stays charged is what is buffered after
+            # it (a pipelined request), which the selector thread charges anew as it reads.
+            self._release(connection)
             if keep:
                 self._returned.put(connection)
                 with contextlib.suppress(OSError):

@@ -35,6 +35,7 @@ from localproc.cloudwatch_logs import CloudWatchLogs
 from localproc.detach import DetachedRunRejected, start_detached
 from localproc.errors import (
     CannotRunHere,
+    DamagedRecord,
     LocalprocError,
     ParameterValidationError,
     ResourceInUse,
@@ -46,6 +47,7 @@ from localproc.httpserve import BoundedHTTPServer, OneRequestHandler
 from localproc.jobs import RunSettings, job_arn_for, prepare_request
 from localproc.listing import ListQuery
 from localproc.manage import delete_job, describe_job, list_jobs, stop_job
+from localproc.printable import printable, printable_line
 from localproc.records import RUNNING, JobStore
 from localproc.spec.service_model import sagemaker_model
 from localproc.spec.validate import validate_operation_input, violation
@@ -87,6 +89,14 @@ def api_error(err: LocalprocError) -> ApiError:
         # botocore checks these before sending; a raw request reaches the service, which says
         # ValidationException.
         return ApiError("ValidationException", err.message)
+    if isinstance(err, DamagedRecord):
+        # The library's message tells a CLI user what to type and where the file is; an API
+        # client gets the API's words.
+        return ApiError(
+            err.code,
+            f"The record of processing job {err.name} is damaged: {err.problem}. It cannot be "
+            "described or stopped; DeleteProcessingJob removes it and frees the name.",
+        )
     return ApiError(err.code, err.message)
 
 
@@ -207,7 +217,9 @@ class ProcessingApi:
         return {}
 
     def running_jobs(self) -> list[str]:
-        """The jobs this server started that are still InProgress or Stopping."""
+        """The jobs this server started that are still InProgress or Stopping. A job whose
+        record is damaged is not among them: nothing says it runs, and it must not keep other
+        jobs from starting."""
         running = []
         with self._lock:
             for name in sorted(self._created):
@@ -215,6 +227,8 @@ class ProcessingApi:
                     status = describe_job(self.store, name)["ProcessingJobStatus"]
                 except ResourceNotFound:  # deleted by `localproc delete`
                     self._created.discard(name)
+                    continue
+                except DamagedRecord:
                     continue
                 if status in RUNNING:
                     running.append(name)
@@ -315,8 +329,11 @@ class _Server(BoundedHTTPServer):
         super().__init__(address, _Handler, MAX_BODY_BYTES)
 
     def note(self, line: str) -> None:
+        """Print one note on the server's log. Requests' headers, paths and bodies reach it, so
+        it goes out through `printable`: a control sequence shows as `\\x1b`, never acts on the
+        terminal (newlines stay, for a traceback)."""
         with self.log_lock:
-            print(f"localproc serve: {line}", file=self.log, flush=True)
+            print(printable(f"localproc serve: {line}"), file=self.log, flush=True)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A connection that broke (client gone while we answered): one line, not a traceback.
@@ -351,7 +368,7 @@ class _Handler(OneRequestHandler):
 
     def do_POST(self) -> None:
         self.request_id = str(uuid.uuid4())
-        operation = self.headers.get("X-Amz-Target") or "(no X-Amz-Target)"
+        operation = printable_line(self.headers.get("X-Amz-Target") or "(no X-Amz-Target)")
         try:
             raw = self._read_body()
             prefix, operation = self._operation()
@@ -391,7 +408,7 @@ class _Handler(OneRequestHandler):
             f"X-Amz-Target: {_target_prefix()}.<Operation>; {self.command} is not served.",
         )
         self._respond(error.status, error.body())
-        self.server.note(f"{self.command} {self.path} {error.status}")
+        self.server.note(f"{self.command} {printable_line(self.path)} {error.status}")
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -496,7 +513,7 @@ def _what(operation: str, body: dict[str, Any], result: dict[str, Any]) -> str:
     if operation in ("GetLogEvents", "FilterLogEvents"):
         return f"{len(result.get('events', []))} event(s)"
     name = body.get("ProcessingJobName")
-    return str(name) if isinstance(name, str) else ""
+    return printable_line(name) if isinstance(name, str) else ""
 
 
 # -- running -------------------------------------------------------------------------------------

@@ -1,12 +1,16 @@
 """`localproc serve` against hostile or broken clients: bodies that break JSON parsers, hundreds of
-connections that never send a request, and keep-alive between requests. The server runs as users
-run it, `python -m localproc serve --port 0 ...` in a subprocess; no Docker is needed."""
+connections that never send a request or never finish one, keep-alive between requests, filter
+patterns that backtrack, escape sequences, damaged records. The server runs as users run it,
+`python -m localproc serve --port 0 ...` in a subprocess; no Docker is needed but by the one test
+marked `docker`."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +18,12 @@ from typing import Any
 
 import psutil
 import pytest
-from serve_clients import ServerProcess, start_server
+import test_serve
+from docker_engine import Localproc, unique_name
+from serve_clients import ServerProcess, raw_request, start_server
+from test_serve import ServerFactory, sagemaker_client, script_job, wait_until_done
+
+serve = test_serve.serve  # the fixture: a `localproc serve` on the test's state dir and S3
 
 QUICKSTART = Path(__file__).parents[1] / "fixtures" / "jobs" / "quickstart.json"
 HALF_OPEN_CONNECTIONS = 300
@@ -91,7 +100,6 @@ def test_an_unexpected_failure_answers_without_internals(tmp_path: Path) -> None
     # code expects) must reach the client as a short InternalFailure naming no internals, with
     # the detail in the server's log. The fault is injected into the real server class.
     import io
-    import threading
 
     from localproc.jobs import RunSettings
     from localproc.server import ProcessingApi, make_server
@@ -227,3 +235,204 @@ def test_pipelined_requests_are_each_answered(server: ServerProcess) -> None:
                 break
             received += chunk
     assert received.count(b"HTTP/1.1 200") == 3, received
+
+
+# -- helpers for hand-made jobs ------------------------------------------------------------------
+def write_record(state: Path, name: str, fields: dict[str, Any]) -> Path:
+    job = state / "jobs" / name
+    job.mkdir(parents=True, exist_ok=True)
+    record = {
+        "ProcessingJobName": name,
+        "ProcessingJobArn": f"arn:aws:sagemaker:us-east-1:000000000000:processing-job/{name}",
+        "CreationTime": "2026-01-01T00:00:00+00:00",
+        **fields,
+    }
+    (job / "record.json").write_text(json.dumps(record))
+    return job
+
+
+def raw_exchange(server: ServerProcess, request: bytes, timeout: float = 30) -> bytes:
+    """Send `request` as bytes over a fresh connection; what came back until the server closed
+    it or the first answer was complete."""
+    with socket.create_connection(address(server), timeout=timeout) as connection:
+        connection.sendall(request)
+        received = b""
+        while True:
+            try:
+                chunk = connection.recv(65536)
+            except (ConnectionResetError, TimeoutError):
+                break
+            if not chunk:
+                break
+            received += chunk
+            head, _, body = received.partition(b"\r\n\r\n")
+            lengths = [
+                line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+            ]
+            if lengths and len(body) >= int(lengths[0].split(b":", 1)[1]):
+                break
+        return received
+
+
+# -- a filter pattern cannot freeze the server ---------------------------------------------------
+def test_a_catastrophic_filter_pattern_is_refused_and_blocks_no_one(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    name = "backtracking"
+    job = write_record(
+        tmp_path / "state",
+        name,
+        {
+            "ProcessingJobStatus": "Completed",
+            "ProcessingStartTime": "2026-01-01T00:00:01+00:00",
+            "ProcessingEndTime": "2026-01-01T00:00:05+00:00",
+        },
+    )
+    (job / "logs").mkdir()
+    (job / "logs" / "algo-1.log").write_text("a" * 29 + "b\n")
+
+    def filter_with(pattern: str, answers: dict[str, Any]) -> None:
+        body = {
+            "logGroupName": "/aws/sagemaker/ProcessingJobs",
+            "logStreamNamePrefix": f"{name}/",
+            "filterPattern": pattern,
+        }
+        answers["answer"] = raw_request(
+            server.url, "Logs_20140328.FilterLogEvents", json.dumps(body).encode(), timeout=120
+        )
+        answers["done"] = time.monotonic()
+
+    # What Python's `re` backtracks on for half a minute; the regex engine needs no time.
+    quick: dict[str, Any] = {}
+    started = time.monotonic()
+    filter_with("%(a+)+$%", quick)
+    assert quick["done"] - started < 5, quick
+    assert quick["answer"][0] in (200, 400), quick
+
+    # What backtracks in any engine: refused once its matching budget is spent, and meanwhile
+    # another client's call is answered.
+    slow: dict[str, Any] = {}
+    thread = threading.Thread(target=filter_with, args=("%(a|a)+$%", slow))
+    started = time.monotonic()
+    thread.start()
+    time.sleep(0.3)
+    described = raw_request(
+        server.url,
+        "SageMaker.DescribeProcessingJob",
+        json.dumps({"ProcessingJobName": name}).encode(),
+        timeout=120,
+    )
+    described_after = time.monotonic() - started
+    thread.join(120)
+    status, answer = slow["answer"]
+    assert described[0] == 200, described
+    assert described_after < 3, f"Describe waited {described_after:.1f} s behind a filter"
+    assert slow["done"] - started < 10, slow
+    assert (status, answer["__type"]) == (400, "InvalidParameterException"), answer
+    assert "too complex" in answer["message"], answer
+
+
+# -- memory is bounded across connections ----------------------------------------------------------
+def test_unfinished_bodies_are_bounded_across_connections(server: ServerProcess) -> None:
+    process = psutil.Process(server.process.pid)
+    length = 16 * 1024 * 1024
+    head = (
+        b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: SageMaker.ListProcessingJobs\r\n"
+        b"Content-Type: application/x-amz-json-1.1\r\nContent-Length: %d\r\n\r\n" % length
+    )
+    body = b" " * (length - 1)
+    sockets = []
+    try:
+        for _ in range(60):
+            connection = socket.create_connection(address(server), timeout=30)
+            sockets.append(connection)
+            with contextlib.suppress(OSError):  # refused and closed: a bounded server may
+                connection.sendall(head + body)
+        time.sleep(1)
+        rss = process.memory_info().rss
+        status, _ = list_jobs(server)  # small requests still get in
+    finally:
+        for connection in sockets:
+            connection.close()
+    assert rss < 400 * 1024 * 1024, f"server RSS {rss / 2**20:.0f} MiB"
+    assert status == 200
+    assert "request refused" in server.log(), server.log()
+    assert server.log().count("request refused") < 10, server.log()  # logged once, not 57 times
+
+    # One large body on its own still works (here 16 MiB of spaces around an empty object).
+    time.sleep(0.5)
+    whole = raw_exchange(server, head + b"{}" + b" " * (length - 2))
+    assert whole.startswith(b"HTTP/1.1 200"), whole[:300]
+
+
+# -- a damaged record speaks the API -------------------------------------------------------------
+def test_a_damaged_record_answers_in_the_apis_words(server: ServerProcess, tmp_path: Path) -> None:
+    job = tmp_path / "state" / "jobs" / "broken-record"
+    job.mkdir(parents=True)
+    (job / "record.json").write_text('{"ProcessingJobName": "broken-rec')
+    request = json.dumps({"ProcessingJobName": "broken-record"}).encode()
+
+    status, answer = raw_request(server.url, "SageMaker.DescribeProcessingJob", request)
+
+    assert (status, answer["__type"]) == (400, "DamagedRecord"), answer
+    assert "broken-record" in answer["message"]
+    assert "DeleteProcessingJob" in answer["message"]
+    assert "localproc" not in answer["message"] and "`" not in answer["message"], answer
+    status, answer = raw_request(server.url, "SageMaker.DeleteProcessingJob", request)
+    assert status == 200, answer
+
+
+# -- what the server prints is safe on a terminal --------------------------------------------------
+def test_escape_sequences_from_requests_never_reach_the_terminal(server: ServerProcess) -> None:
+    body = b'{"ProcessingJobName":"a\\u001b]0;T\\u0007"}'
+    requests = [
+        b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: SageMaker.\x1b]0;T\x07\x1b[2J\r\n"
+        b"Content-Length: 2\r\nConnection: close\r\n\r\n{}",
+        b"GET /\x1b]0;T\x07 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: SageMaker.DescribeProcessingJob\r\n"
+        b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body),
+    ]
+    for request in requests:
+        assert raw_exchange(server, request).startswith(b"HTTP/1.1 400"), request
+
+    deadline = time.monotonic() + 10  # each request is noted just after it is answered
+    while True:
+        log = server.stderr_path.read_bytes()
+        lines = [line for line in log.decode().splitlines() if "\\x1b" in line]
+        if len(lines) >= 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert b"\x1b" not in log and b"\x07" not in log, log
+    assert len(lines) == 3, log  # each request is noted, its controls shown escaped
+    assert any("UnknownOperationException" in line for line in lines)
+    assert any(line.startswith("localproc serve: GET /\\x1b]0;T\\x07 ") for line in lines)
+    assert any("DescribeProcessingJob 400 ValidationException" in line for line in lines)
+
+
+@pytest.mark.docker
+def test_a_damaged_record_does_not_stop_new_jobs(
+    serve: ServerFactory, s3: Any, localproc: Localproc
+) -> None:
+    server = serve()
+    client = sagemaker_client(server.url)
+    bucket = s3.make_bucket()
+    first = unique_name("damaged")
+    client.create_processing_job(**script_job(s3, bucket, first, "print('one')"))
+    assert wait_until_done(client, first)["ProcessingJobStatus"] == "Completed"
+    record = localproc.job_dir(first) / "record.json"
+    record.write_text(record.read_text()[:40])
+
+    second = unique_name("after")
+    payload = json.dumps(script_job(s3, bucket, second, "print('two')")).encode()
+    named_first = json.dumps({"ProcessingJobName": first}).encode()
+    try:
+        status, answer = raw_request(server.url, "SageMaker.CreateProcessingJob", payload)
+
+        assert status == 200, answer
+        assert wait_until_done(client, second)["ProcessingJobStatus"] == "Completed"
+        status, answer = raw_request(server.url, "SageMaker.DescribeProcessingJob", named_first)
+        assert (status, answer["__type"]) == (400, "DamagedRecord"), answer
+        assert "InternalFailure" not in server.log(), server.log()
+    finally:  # only the damaged job's own calls are affected: DeleteProcessingJob removes it
+        status, answer = raw_request(server.url, "SageMaker.DeleteProcessingJob", named_first)
+    assert status == 200, answer
