@@ -6,6 +6,7 @@ docker SDK. Library errors become user-facing messages and exit codes only here.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -312,13 +313,16 @@ def _run_request(request: dict[str, Any], settings: Any, detach: bool, as_json: 
         )  # fmt: skip
     except LocalprocError as err:
         _fail(err)
-    for line in outcome.usage:  # on stderr, so also beside --json's document
-        _notify(line)
-    if as_json:
-        record = JobStore(settings.state_dir).load(outcome.name)
-        typer.echo(json.dumps(describe_shape(record), indent=2))
-    else:
-        typer.echo(run_summary(outcome))
+    # The job's status is the exit code, even when nobody reads the output any more
+    # (`localproc run job.json | head`).
+    with contextlib.suppress(BrokenPipeError):
+        for line in outcome.usage:  # on stderr, so also beside --json's document
+            _notify(line)
+        if as_json:
+            record = JobStore(settings.state_dir).load(outcome.name)
+            typer.echo(json.dumps(describe_shape(record), indent=2))
+        else:
+            typer.echo(run_summary(outcome))
     raise typer.Exit(int(outcome.exit_status))
 
 

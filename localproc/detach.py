@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from localproc.errors import ExitStatus, LocalprocError
@@ -76,6 +77,28 @@ def _start_and_wait(
     process.stdin.close()
     # Reap the run when it ends, so a long-lived caller (`serve`) collects no zombies.
     threading.Thread(target=process.wait, daemon=True).start()
+    try:
+        return _wait_until_recorded(process, store, name, log_path)
+    except KeyboardInterrupt:
+        # The caller gave up before hearing of the job: it must not run on unannounced. The
+        # background run's handlers stop a job it records meanwhile (it then ends Stopped).
+        _end(process)
+        raise DetachedRunRejected(
+            "interrupted before the background run had recorded the job; it was ended"
+            + (" (it had just recorded it: the job is stopped)" if store.exists(name) else ""),
+            ExitStatus.STOPPED,
+        ) from None
+
+
+def _end(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=30)
+
+
+def _wait_until_recorded(
+    process: subprocess.Popen[bytes], store: JobStore, name: str, log_path: Path
+) -> str:
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while not store.exists(name):
         code = process.returncode
@@ -86,9 +109,7 @@ def _start_and_wait(
         if time.monotonic() > deadline:
             # Reported as not run, so it must not run: end it (it has not recorded the job,
             # and its signal handlers stop a job that it records meanwhile).
-            process.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=30)
+            _end(process)
             if store.exists(name):
                 break  # it recorded the job just before the end: the caller gets its ARN
             raise DetachedRunRejected(

@@ -196,8 +196,22 @@ def run_job(
     # The handlers go in before the record exists: `stop` (or StopProcessingJob) may come the
     # moment it does, and must stop the job rather than kill this process.
     with stop_on_signals(runner) if handle_signals else contextlib.nullcontext():
-        records.create(job.name, _initial_record(job, prepared.arn, settings))
+        _record_or_give_up(records, job, prepared.arn, settings)
         return runner.execute(prepared.failure, log_stream, colour)
+
+
+def _record_or_give_up(records: JobStore, job: JobSpec, arn: str, settings: RunSettings) -> None:
+    """Write the job's first record; a state dir that cannot take it (a full disk) means the
+    job cannot run here: the claim is given up, nothing else was made."""
+    try:
+        records.create(job.name, _initial_record(job, arn, settings))
+    except OSError as err:
+        records.release_claim(job.name, records.claim_token(job.name))
+        raise CannotRunHere(
+            f"Cannot record processing job {job.name} in {settings.state_dir}: "
+            f"{err.strerror or err}. Free some space there (`localproc delete` of old jobs, "
+            "`localproc gc`) or use another --state-dir."
+        ) from None
 
 
 def measure_host(engine: DockerEngine | None, state_dir: Path) -> HostCapacity:

@@ -25,7 +25,10 @@ def identity_alive(info: dict[str, Any]) -> bool:
     import psutil
 
     pid = info.get("RunnerPid")
-    if not isinstance(pid, int) or isinstance(pid, bool):
+    expected = info.get("RunnerStartTime")
+    # Without its start time a PID proves nothing (PIDs are reused): such a process is never
+    # taken for the runner, so it is never signalled either.
+    if not _is_number(pid) or isinstance(pid, float) or pid <= 0 or not _is_number(expected):
         return False
     if info.get("RunnerHost") not in (None, socket.gethostname()):
         return True
@@ -34,9 +37,10 @@ def identity_alive(info: dict[str, Any]) -> bool:
         started = process.create_time()
         if process.status() == psutil.STATUS_ZOMBIE:
             return False
-    except psutil.Error:
+    except (psutil.Error, ValueError, OverflowError):
         return False
-    expected = info.get("RunnerStartTime")
-    if not isinstance(expected, int | float) or isinstance(expected, bool):
-        return expected is None
     return abs(started - float(expected)) < 1.0
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -21,6 +21,7 @@ from localproc.liveness import identity_alive, process_identity
 from localproc.records import ENDED, PRIVATE_KEY, RUNNING, JobStore, describe_shape, now, timestamp
 from localproc.runtime.engine import DockerEngine, EngineError
 from localproc.transfer.cache import InputCache
+from localproc.transfer.disarm import disarm_tree
 
 # A background run records its job within two minutes or gives up (detach.START_TIMEOUT_SECONDS).
 ORPHAN_RUNNER_LOG_SECONDS = 600
@@ -67,7 +68,8 @@ def _reconcile(
     the current record."""
     if record.get("ProcessingJobStatus") not in RUNNING or runner_alive(record):
         return record
-    _remove_orphaned_containers(name, record, engine)
+    if _remove_orphaned_containers(name, record, engine):
+        disarm_tree(store.job_dir(name))  # the containers are gone: nothing writes there now
     changes = {
         "ProcessingJobStatus": "Failed",
         "FailureReason": RUNNER_DIED,
@@ -83,19 +85,22 @@ def _reconcile(
 
 def _remove_orphaned_containers(
     name: str, record: dict[str, Any], engine: DockerEngine | None = None
-) -> None:
+) -> bool:
     """The engine objects of this job made by its (dead) runner, found by the runner's label:
     a run of the same name by another runner is never touched. Nothing when no engine answers
-    (`gc` removes them later)."""
+    (`gc` removes them later). True once none of them is left."""
     info = record.get(PRIVATE_KEY) or {}
     if not isinstance(info.get("RunnerPid"), int):
-        return
+        return False
     engine = engine or connect_engine_if_possible()
     if engine is None:
-        return
-    with contextlib.suppress(EngineError):
+        return False
+    try:
         for run in engine.runs_of(name, runner_label(info)):
             engine.remove_leftover(run)
+    except EngineError:
+        return False
+    return True
 
 
 def load_reconciled(store: JobStore, name: str) -> dict[str, Any]:
@@ -134,7 +139,8 @@ def stop_job(store: JobStore, name: str) -> dict[str, Any]:
     died is stopped here: its containers are removed and it is recorded Stopped."""
     current = store.load(name)
     if current.get("ProcessingJobStatus") in RUNNING and not runner_alive(current):
-        _remove_orphaned_containers(name, current)
+        if _remove_orphaned_containers(name, current):
+            disarm_tree(store.job_dir(name))
         if current["ProcessingJobStatus"] == "InProgress":
             store.request_stop(name)
         ended = store.update(

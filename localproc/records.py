@@ -38,7 +38,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from localproc.errors import DamagedRecord, ResourceInUse, ResourceNotFound, ValidationException
+from localproc.errors import (
+    CannotRunHere,
+    DamagedRecord,
+    ResourceInUse,
+    ResourceNotFound,
+    ValidationException,
+)
 from localproc.liveness import identity_alive, process_identity
 
 # ProcessingJobName's pattern in the SageMaker model (tests/test_records.py checks they agree).
@@ -49,9 +55,11 @@ RECORD_FILE = "record.json"
 LOCK_FILE = ".lock"
 CLAIM_FILE = ".claim"  # who claimed the name: their identity and a token to hand the claim on
 SPARE_FILE = ".record-spare"  # the previous record's blocks, written into when the disk is full
-# A record file is padded to at least this, and to twice what it holds, so that the next
-# versions (which grow a little: start time, usage, end) fit into the spare's blocks.
-MIN_RECORD_BYTES = 16 * 1024
+# A record file is padded this far past what it holds, so that the next version fits into the
+# spare's blocks: from one version to the next a record grows by at most its end (FailureReason
+# and ExitMessage of up to 1,024 characters each, 12 bytes a character when JSON escapes them)
+# and the usage lines of its instances.
+RECORD_GROWTH_BYTES = 64 * 1024
 # A folder with neither record nor claim file (a claim made by an older localproc that crashed)
 # may only be taken over once it is this old.
 UNCLAIMED_FOLDER_SECONDS = 120
@@ -123,18 +131,24 @@ class JobStore:
         folder = self.job_dir(name)
         if token is not None and self._take_over(folder, token):
             return folder
-        private_dir(self.jobs_dir)
         for _attempt in range(2):
-            fresh = Path(tempfile.mkdtemp(prefix=".claiming-", dir=self.jobs_dir))
+            fresh: Path | None = None
             try:
+                private_dir(self.jobs_dir)
+                fresh = Path(tempfile.mkdtemp(prefix=".claiming-", dir=self.jobs_dir))
                 _write_claim(fresh, secrets.token_hex(8) if token is None else token)
                 (fresh / LOCK_FILE).touch()
                 os.rename(fresh, folder)  # fails when a claimed folder of that name exists
                 return folder
             except OSError as err:
-                shutil.rmtree(fresh, ignore_errors=True)
+                if fresh is not None:
+                    shutil.rmtree(fresh, ignore_errors=True)
                 if err.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-                    raise
+                    raise CannotRunHere(
+                        f"Cannot claim the name {name} in {self.jobs_dir}: "
+                        f"{err.strerror or err}. Free some space there (`localproc delete` "
+                        "of old jobs, `localproc gc`) or use another --state-dir."
+                    ) from None
             if not self._clear_stale_claim(folder):
                 break
         raise ResourceInUse(
@@ -190,10 +204,10 @@ class JobStore:
     def create(self, name: str, record: dict[str, Any]) -> None:
         with self.locked(name):
             folder = self.job_dir(name)
+            # A spare from the start, made first: the first update may already meet a full
+            # disk, and a disk too full for it must leave no record behind.
+            _write_padded(folder / SPARE_FILE, json.dumps(record, indent=2))
             _write_record(folder, record)
-            # A spare from the start: the first update may already meet a full disk.
-            if not (folder / SPARE_FILE).exists():
-                _write_padded(folder / SPARE_FILE, json.dumps(record, indent=2))
 
     # -- reading and changing --------------------------------------------------------------------
     def load(self, name: str) -> dict[str, Any]:
@@ -288,9 +302,8 @@ def _checked_record(name: str, path: Path, raw: bytes) -> dict[str, Any]:
     if not isinstance(record, dict):
         raise DamagedRecord(name, path, f"it holds a JSON {type(record).__name__}, not an object")
     problems = []
-    for key in ("ProcessingJobName", "ProcessingJobArn", "CreationTime"):
-        if not isinstance(record.get(key), str):
-            problems.append(f"{key} is missing or not a string")
+    if not isinstance(record.get("CreationTime"), str):
+        problems.append("CreationTime is missing or not a string")
     if record.get("ProcessingJobStatus") not in STATUSES:
         problems.append("ProcessingJobStatus is missing or not a status")
     for key in ("CreationTime", "LastModifiedTime", "ProcessingStartTime", "ProcessingEndTime"):
@@ -302,11 +315,69 @@ def _checked_record(name: str, path: Path, raw: bytes) -> dict[str, Any]:
                 problems.append(f"{key} is not a time")
         elif value is not None:
             problems.append(f"{key} is not a time")
-    if not isinstance(record.get(PRIVATE_KEY, {}), dict):
-        problems.append(f"{PRIVATE_KEY} is not an object")
+    problems += _shape_problems(record, _RECORD_SHAPE, "")
+    pid = (record.get(PRIVATE_KEY) or {}).get("RunnerPid") if not problems else None
+    if isinstance(pid, int) and pid <= 0:
+        problems.append(f"{PRIVATE_KEY}.RunnerPid is not a process id")
     if problems:
-        raise DamagedRecord(name, path, "; ".join(problems))
+        raise DamagedRecord(name, path, "; ".join(problems[:5]))
     return record
+
+
+# The members of a record that localproc reads (views, listing, liveness, reconciling), with the
+# type each must have when present; `True` marks one that must be present. A record written by
+# localproc always matches; one changed by hand or by a crash elsewhere is told apart here.
+_RECORD_SHAPE: dict[str, Any] = {
+    "ProcessingJobName": (str, True),
+    "ProcessingJobArn": (str, True),
+    "FailureReason": (str, False),
+    "ExitMessage": (str, False),
+    "AppSpecification": ({"ImageUri": (str, False)}, False),
+    "ProcessingResources": (
+        {"ClusterConfig": ({"InstanceCount": (int, False), "InstanceType": (str, False)}, False)},
+        False,
+    ),
+    "ProcessingInputs": ([{"InputName": (str, False)}], False),
+    "ProcessingOutputConfig": ({"Outputs": ([{"OutputName": (str, False)}], False)}, False),
+    PRIVATE_KEY: (
+        {
+            "RunnerPid": (int, True),
+            "RunnerStartTime": (float, True),
+            "RunnerHost": (str, True),
+            "UsageLines": ([str], False),
+        },
+        False,
+    ),
+}
+
+
+def _shape_problems(value: Any, shape: Any, where: str) -> list[str]:
+    """What in `value` does not have the type `shape` gives: a dict of member → (shape,
+    required), a one-item list for a list's items, or a Python type."""
+    if isinstance(shape, dict):
+        if not isinstance(value, dict):
+            return [f"{where or 'the record'} is not an object"]
+        problems = []
+        for member, (inner, required) in shape.items():
+            at = f"{where}.{member}" if where else member
+            if member not in value or value[member] is None:
+                if required:
+                    problems.append(f"{at} is missing")
+                continue
+            problems += _shape_problems(value[member], inner, at)
+        return problems
+    if isinstance(shape, list):
+        if not isinstance(value, list):
+            return [f"{where} is not a list"]
+        return [
+            problem
+            for index, item in enumerate(value)
+            for problem in _shape_problems(item, shape[0], f"{where}[{index}]")
+        ]
+    wanted = (int, float) if shape is float else shape
+    if not isinstance(value, wanted) or isinstance(value, bool):
+        return [f"{where} is not a {shape.__name__}"]
+    return []
 
 
 def _short(err: BaseException) -> str:
@@ -362,11 +433,15 @@ def _write_record(folder: Path, record: dict[str, Any]) -> None:
             raise
         _write_through_spare(folder, text)
         return
-    # The version being replaced becomes the spare (a link needs no data blocks), unless a
-    # spare is there already.
-    if path.exists() and not (folder / SPARE_FILE).exists():
+    # The version being replaced becomes the spare (a link needs no data blocks): it is padded
+    # RECORD_GROWTH_BYTES past what it held, so the next version fits into its blocks.
+    if path.exists():
+        kept = folder / f"{SPARE_FILE}.next"
         with contextlib.suppress(OSError):
-            os.link(path, folder / SPARE_FILE)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(kept)
+            os.link(path, kept)
+            os.replace(kept, folder / SPARE_FILE)
     os.replace(temp, path)
 
 
@@ -402,7 +477,7 @@ def _padding(text: str, size: int) -> bytes:
 
 
 def _padded_size(text: str) -> int:
-    return max(MIN_RECORD_BYTES, 2 * len(text.encode()))
+    return len(text.encode()) + RECORD_GROWTH_BYTES
 
 
 def _write_padded_temp(folder: Path, text: str) -> Path:

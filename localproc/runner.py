@@ -40,6 +40,7 @@ from localproc.spec.job import JobSpec
 from localproc.storage import ObjectStore
 from localproc.transfer.cache import DEFAULT_CAP_BYTES, InputCache
 from localproc.transfer.continuous import ContinuousTarget, ContinuousUploader
+from localproc.transfer.disarm import describe as describe_disarmed
 from localproc.transfer.disarm import disarm_tree
 from localproc.transfer.pipe import PipeFeeder
 from localproc.transfer.progress import TransferProgress
@@ -473,12 +474,8 @@ class Runner:
     def _disarm(self) -> None:
         """The containers are gone: nothing they left in the job's folder keeps a setuid bit
         or is a device node."""
-        report = disarm_tree(self.job_dir)
-        if report.stripped or report.removed:
-            self.notify(
-                f"removed setuid/setgid bits from {len(report.stripped)} file(s) and "
-                f"{len(report.removed)} device node(s) the containers left in {self.job_dir}"
-            )
+        for line in describe_disarmed(disarm_tree(self.job_dir), self.job_dir):
+            self.notify(line)
 
     def _await_removal(self) -> None:
         if self._removal is not None:

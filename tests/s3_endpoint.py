@@ -7,6 +7,8 @@ Loaded as a pytest plugin (`pytest_plugins = ["s3_endpoint"]` in conftest.py). F
 - `s3_server` (session): the running server, as an `S3Server` with `.endpoint_url`.
 - `s3` (function): an `S3Helper` with `.client` (boto3, for that endpoint), `.endpoint_url`,
   `.region` and `make_bucket()`; buckets it made are emptied and deleted afterwards.
+- `own_s3` (function): (endpoint, client, server) of a server of the test's own with a bucket
+  `faults`, for tests that stop it or put a freezable proxy in front of it.
 """
 
 from __future__ import annotations
@@ -111,3 +113,21 @@ def s3(s3_server: S3Server) -> Iterator[S3Helper]:
         yield helper
     finally:
         helper.remove_buckets()
+
+
+@pytest.fixture
+def own_s3(aws_test_env: None) -> Iterator[tuple[str, Any, Any]]:
+    """An S3 server of the test's own (the test stops or freezes it without touching others)."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    client.create_bucket(Bucket="faults")
+    try:
+        yield endpoint, client, server
+    finally:
+        server.stop()

@@ -36,6 +36,21 @@ DAMAGES = {
     "partial-object": json.dumps({"ProcessingJobName": "partial-object"}),
     "wrong-types": json.dumps({**GOOD, "ProcessingJobStatus": 7, "CreationTime": ["x"]}),
     "empty": "",
+    # Valid JSON with the right top-level fields, but what localproc reads inside is wrong:
+    "runner-without-start": json.dumps(
+        {**GOOD, "ProcessingJobStatus": "InProgress", "Localproc": {"RunnerPid": 999999}}
+    ),
+    "negative-pid": json.dumps(
+        {**GOOD, "ProcessingJobStatus": "InProgress",
+         "Localproc": {"RunnerPid": -5, "RunnerStartTime": 1.0}}
+    ),  # fmt: skip
+    "app-a-list": json.dumps({**GOOD, "AppSpecification": [1, 2]}),
+    "outputs-a-string": json.dumps({**GOOD, "ProcessingOutputConfig": {"Outputs": "x"}}),
+    "inputs-odd": json.dumps({**GOOD, "ProcessingInputs": [1, None, {"InputName": 5}]}),
+    "reason-a-number": json.dumps({**GOOD, "FailureReason": 123, "ExitMessage": ["x"]}),
+    "count-a-string": json.dumps(
+        {**GOOD, "ProcessingResources": {"ClusterConfig": {"InstanceCount": "2"}}}
+    ),
 }
 
 
@@ -86,7 +101,7 @@ def test_describe_explains_a_damaged_record_and_delete_removes_it(
     localproc: Localproc, damaged_state: dict[str, Path]
 ) -> None:
     for name, path in damaged_state.items():
-        described = localproc("describe", name)
+        described = localproc("describe", name)  # the text view reads nested members too
         _no_traceback(described)
         assert described.exit_code == 2, described.output
         assert str(path) in described.stderr and "damaged" in described.stderr
@@ -152,3 +167,29 @@ def test_serve_lists_and_describes_beside_damaged_records(
     finally:
         server.stop()
     assert "Traceback" not in server.log()
+
+
+def test_stop_never_signals_a_process_a_record_cannot_prove_is_its_runner(
+    localproc: Localproc,
+) -> None:
+    import subprocess
+    import time
+
+    bystander = subprocess.Popen(["sleep", "300"])
+    try:
+        _write_record(
+            localproc.state_dir,
+            "victim",
+            json.dumps(
+                {**GOOD, "ProcessingJobName": "victim", "ProcessingJobStatus": "InProgress",
+                 "Localproc": {"RunnerPid": bystander.pid}}
+            ),  # fmt: skip
+        )
+        stopped = localproc("stop", "victim")
+        time.sleep(0.5)
+        assert bystander.poll() is None, "an unrelated process was signalled"
+        _no_traceback(stopped)
+        assert stopped.exit_code == 2 and "damaged" in stopped.stderr, stopped.output
+    finally:
+        bystander.kill()
+        bystander.wait()

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from docker_engine import Localproc, job_payload, unique_name, wait_for
+from docker_engine import Localproc, job_payload, s3_input, unique_name, wait_for
 from serve_clients import raw_request, start_server
 
 pytestmark = pytest.mark.docker
@@ -83,3 +83,46 @@ def test_two_concurrent_creates_of_one_name_through_serve_one_gets_resource_in_u
         wait_for(lambda: _ended(localproc, name), 60, "the one job to complete")
     finally:
         server.stop()
+
+
+def test_ctrl_c_before_a_detached_run_has_recorded_its_job_ends_that_run(
+    localproc: Localproc, own_s3: tuple[str, Any, Any]
+) -> None:
+    """The caller of `run --detach` gives up while the background run still lists its inputs
+    (S3 hangs): it is told so, and that run must not go on to run the job unannounced."""
+    import signal
+    import time
+
+    from freezable_proxy import FreezableProxy
+
+    endpoint, client, _server = own_s3
+    client.put_object(Bucket="faults", Key="in/data.txt", Body=b"data")
+    proxy = FreezableProxy(("127.0.0.1", int(endpoint.rsplit(":", 1)[1])))
+    proxy.freeze()
+    name = unique_name("interrupted")
+    payload = job_payload(
+        name,
+        entrypoint=["cat", "/opt/ml/processing/in/data.txt"],
+        inputs=[s3_input("data", "s3://faults/in/", "/opt/ml/processing/in")],
+    )
+    path = localproc.write_payload(payload)
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "localproc", "run", str(path), "--detach",
+         "--s3-endpoint-url", proxy.url],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "LOCALPROC_HOME": str(localproc.state_dir)}, cwd=localproc.workdir,
+    )  # fmt: skip
+    try:
+        time.sleep(3)
+        parent.send_signal(signal.SIGINT)
+        _out, err = parent.communicate(timeout=60)
+        proxy.thaw()
+        time.sleep(8)  # time enough for a background run that went on to record the job
+    finally:
+        parent.kill()
+        proxy.close()
+
+    assert parent.returncode == 3, err
+    assert "Traceback" not in err
+    assert "interrupted before the background run had recorded the job" in err
+    assert not (localproc.job_dir(name) / "record.json").exists()

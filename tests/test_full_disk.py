@@ -4,6 +4,7 @@ space); and a name claimed by a run that died before recording its job can be us
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -19,6 +20,9 @@ from docker_engine import REPO_ROOT, Localproc, job_payload, s3_output, unique_n
 pytestmark = pytest.mark.docker
 
 FILL = (
+    # An ExitMessage as large as the API allows, of characters JSON escapes to 12 bytes each:
+    # the final record is some 25 KB larger than the first.
+    "python3 -c \"open('/opt/ml/output/message', 'w').write(chr(0x1F600) * 1100)\"; "
     "echo filling the disk; dd if=/dev/zero of=/opt/ml/processing/output/fill bs=64k; "
     "for i in $(seq 200); do echo a line written to a full disk $i; done; exit 3"
 )
@@ -49,6 +53,8 @@ def test_a_container_filling_the_disk_ends_with_a_status_and_the_state_dir_stays
         name,
         entrypoint=["sh", "-c", FILL],
         outputs=[s3_output("out", "s3://bucket/out", "/opt/ml/processing/output")],
+        # A first record of some 9 KB, which the end then grows by some 13 KB.
+        environment={f"VARIABLE_{i}": "v" * 256 for i in range(24)},
     )
 
     ran = localproc("run", str(localproc.write_payload(payload)), "--s3-root", str(s3_root))
@@ -59,6 +65,7 @@ def test_a_container_filling_the_disk_ends_with_a_status_and_the_state_dir_stays
     record = localproc.record(name)
     assert record["ProcessingJobStatus"] == "Failed"
     assert "exited with code 3" in record["FailureReason"]
+    assert record["ExitMessage"] == chr(0x1F600) * 1024
     assert "ProcessingEndTime" in record
 
     for command in (["describe", name], ["describe", name, "--json"], ["list"], ["gc"]):
@@ -71,6 +78,26 @@ def test_a_container_filling_the_disk_ends_with_a_status_and_the_state_dir_stays
     deleted = localproc("delete", name)
     assert deleted.exit_code == 0, deleted.output
     assert shutil.disk_usage(small_state_dir).free > 16 * 1024 * 1024  # delete freed it
+
+
+def test_a_run_that_cannot_record_its_job_on_a_full_disk_says_so_and_leaves_nothing(
+    localproc: Localproc, small_state_dir: Path, tmp_path: Path
+) -> None:
+    payload, s3_root = _quickstart(tmp_path)
+    filler = small_state_dir / "filler"
+    with filler.open("wb") as handle, contextlib.suppress(OSError):
+        while True:
+            handle.write(b"x" * 65536)
+            handle.flush()
+
+    ran = localproc("run", payload, "--s3-root", str(s3_root))
+
+    assert "Traceback" not in ran.output, ran.output
+    assert ran.exit_code == 4, ran.output
+    assert "quickstart" in ran.stderr and "No space left on device" in ran.stderr
+    assert not (small_state_dir / "jobs" / "quickstart").exists()
+    filler.unlink()
+    assert localproc("run", payload, "--s3-root", str(s3_root)).exit_code == 0  # the name is free
 
 
 def _dead_process_identity() -> dict[str, object]:
@@ -115,7 +142,10 @@ def test_gc_removes_stale_claims_and_leaves_live_ones(localproc: Localproc) -> N
     os.utime(old_style, (long_ago, long_ago))
     live = jobs / "claimed-now"
     live.mkdir()
-    alive = {"RunnerPid": os.getpid(), "RunnerStartTime": None, "Token": "t"}
+    import psutil
+
+    alive = {"RunnerPid": os.getpid(), "RunnerStartTime": psutil.Process().create_time()}
+    alive["Token"] = "t"
     (live / ".claim").write_text(json.dumps(alive))
 
     collected = localproc("gc", "--json")

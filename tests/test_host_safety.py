@@ -153,3 +153,75 @@ def test_a_pipe_swapped_for_a_symlink_to_a_host_fifo_feeds_nothing_to_the_host(
     assert "Traceback" not in ran.output
     record = localproc.record(payload["ProcessingJobName"])
     assert record["FailureReason"].startswith("ClientError: The pipe of input 'data'"), record
+
+
+PLANT_AND_WAIT = (
+    "cp /bin/bash /opt/ml/processing/out/rootbash && chmod 4755 /opt/ml/processing/out/rootbash"
+    " && echo planted && sleep 300"
+)
+
+
+def test_a_killed_runners_setuid_leftovers_are_disarmed_by_the_next_command(
+    localproc: Localproc, s3: Any
+) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    bucket = s3.make_bucket()
+    name = unique_name("killed-plant")
+    payload = job_payload(
+        name,
+        entrypoint=["sh", "-c", PLANT_AND_WAIT],
+        outputs=[s3_output("out", f"s3://{bucket}/out/", "/opt/ml/processing/out")],
+    )
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "localproc", "run", str(localproc.write_payload(payload)),
+         "--s3-endpoint-url", s3.endpoint_url],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "LOCALPROC_HOME": str(localproc.state_dir)}, cwd=localproc.workdir,
+    )  # fmt: skip
+    try:
+        log = localproc.job_dir(name) / "logs" / "algo-1.log"
+        deadline = time.monotonic() + 60
+        while not (log.exists() and "planted" in log.read_text()):
+            assert time.monotonic() < deadline, "the container never planted its file"
+            time.sleep(0.1)
+        runner.send_signal(signal.SIGKILL)
+        runner.wait(timeout=30)
+    finally:
+        runner.kill()
+    assert _special_files(localproc.job_dir(name))  # the dead runner could not disarm it
+
+    described = localproc("describe", name)
+
+    assert described.exit_code == 0, described.output
+    assert _special_files(localproc.job_dir(name)) == []
+
+
+def test_what_cannot_be_disarmed_is_reported_not_raised(tmp_path: Path) -> None:
+    """A non-root localproc cannot chmod a file the container's root owns; here an immutable
+    file stands in for it (even root cannot change one)."""
+    import shutil
+    import subprocess
+
+    from localproc.transfer.disarm import describe, disarm_tree
+
+    if shutil.which("chattr") is None:
+        pytest.skip("needs chattr")
+    planted = tmp_path / "job" / "out" / "rootshell"
+    planted.parent.mkdir(parents=True)
+    planted.write_bytes(b"#!/bin/sh\n")
+    os.chmod(planted, 0o4755)
+    if subprocess.run(["chattr", "+i", str(planted)], capture_output=True).returncode != 0:
+        pytest.skip("this filesystem has no immutable files")
+    try:
+        report = disarm_tree(tmp_path / "job")
+    finally:
+        subprocess.run(["chattr", "-i", str(planted)], check=True)
+
+    assert report.stripped == []
+    assert len(report.failed) == 1 and str(planted) in report.failed[0]
+    lines = describe(report, tmp_path / "job")
+    assert lines and lines[-1].startswith("warning: could not check or disarm 1 item(s)")

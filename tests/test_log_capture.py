@@ -58,3 +58,32 @@ def test_a_30_mb_line_without_a_newline_is_saved_whole(localproc: Localproc, s3:
     assert len(shown) == 1
     assert len(shown[0]) < 2**20
     assert "cut" in shown[0] and "saved log" in shown[0]
+
+
+def test_a_reader_that_goes_away_ends_only_the_live_copy(localproc: Localproc, s3: Any) -> None:
+    """`localproc run job.json | head -2`: the pipe closes early; the saved log still gets
+    every line, nothing prints a traceback, and the exit code is the job's."""
+    import os
+    import subprocess
+    import sys
+
+    name = unique_name("head")
+    lines = 200_000
+    write = f"import sys; sys.stdout.writelines('line %d\\n' % i for i in range({lines}))"
+    path = localproc.write_payload(job_payload(name, entrypoint=["python3", "-c", write]))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "localproc", "run", str(path), "--s3-endpoint-url", s3.endpoint_url],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "LOCALPROC_HOME": str(localproc.state_dir)}, cwd=localproc.workdir,
+    )  # fmt: skip
+    assert process.stdout is not None and process.stderr is not None
+    first = [process.stdout.readline() for _ in range(2)]
+    process.stdout.close()  # what `head -2` does once it has its lines
+    err = process.stderr.read().decode(errors="replace")
+    code = process.wait(timeout=300)
+
+    assert first[0].startswith(b"algo-1 | line 0"), first
+    assert "Traceback" not in err, err[-3000:]
+    assert code == 0, err[-2000:]
+    saved = (localproc.job_dir(name) / "logs" / "algo-1.log").read_bytes()
+    assert saved.count(b"\n") == lines

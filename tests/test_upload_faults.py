@@ -4,20 +4,16 @@ the job Stopped, and a second Ctrl-C abandons a frozen upload at once, saying wh
 
 from __future__ import annotations
 
-import contextlib
 import os
-import select
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from docker_engine import Localproc, job_payload, s3_input, s3_output, unique_name, wait_for
+from freezable_proxy import FreezableProxy
 
 pytestmark = pytest.mark.docker
 
@@ -37,82 +33,6 @@ open('/opt/ml/processing/out/result.txt', 'w').write('x' * 100_000)
 print('written', flush=True)
 time.sleep(2)  # the endpoint is frozen meanwhile: the upload starts into it
 """
-
-
-class FreezableProxy:
-    """A TCP proxy on 127.0.0.1 in front of the S3 endpoint; `freeze()` makes it stop passing
-    bytes either way (connections stay open, as with a hung endpoint), `thaw()` resumes."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.passing = threading.Event()
-        self.passing.set()
-        self.closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def freeze(self) -> None:
-        self.passing.clear()
-
-    def thaw(self) -> None:
-        self.passing.set()
-
-    def close(self) -> None:
-        self.closed = True
-        self.passing.set()
-        self.listener.close()
-
-    def _accept(self) -> None:
-        while not self.closed:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
-
-    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while not self.closed:
-                ready, _, _ = select.select([source], [], [], 0.1)
-                if not ready:
-                    continue
-                self.passing.wait()
-                data = source.recv(65536)
-                if not data:
-                    break
-                self.passing.wait()
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for end in (source, sink):
-                with contextlib.suppress(OSError):
-                    end.shutdown(socket.SHUT_RDWR)
-
-
-@pytest.fixture
-def own_s3(aws_test_env: None) -> Iterator[tuple[str, Any]]:
-    """An S3 server of the test's own (the test stops or freezes it without touching others)."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-    client.create_bucket(Bucket="faults")
-    try:
-        yield endpoint, client, server
-    finally:
-        server.stop()
 
 
 def _spawn(localproc: Localproc, payload: dict[str, Any], endpoint: str) -> subprocess.Popen:

@@ -161,9 +161,7 @@ class LogSink:
         """localproc's own remark about an instance's log: on the terminal, never in the saved
         log, which holds only what the container wrote."""
         with self._lock:
-            if self._stream is not None:
-                self._stream.write(self._prefix(host) + f"[localproc] {printable_line(text)}\n")
-                self._stream.flush()
+            self._say(host, text)
 
     def close(self) -> None:
         self._closed.set()
@@ -194,15 +192,13 @@ class LogSink:
     def _show(self, host: str, lines: list[bytes]) -> None:
         if not lines:
             return
-        assert self._stream is not None
         prefix = self._prefix(host)
-        self._stream.write(
+        self._to_terminal(
             "".join(
                 prefix + printable_line(raw.rstrip(b"\r").decode("utf-8", errors="replace")) + "\n"
                 for raw in lines
             )
         )
-        self._stream.flush()
 
     def _flush_regularly(self) -> None:
         while not self._closed.wait(FLUSH_SECONDS):
@@ -226,9 +222,18 @@ class LogSink:
         )
 
     def _say(self, host: str, text: str) -> None:
-        if self._stream is not None:
-            self._stream.write(self._prefix(host) + f"[localproc] {printable_line(text)}\n")
+        self._to_terminal(self._prefix(host) + f"[localproc] {printable_line(text)}\n")
+
+    def _to_terminal(self, text: str) -> None:
+        """The live copy; a terminal or pipe that went away (`run … | head`) ends only the live
+        copy: the saved log goes on receiving every byte."""
+        if self._stream is None:
+            return
+        try:
+            self._stream.write(text)
             self._stream.flush()
+        except (OSError, ValueError):  # BrokenPipeError, a closed stream
+            self._stream = None
 
     def _prefix(self, host: str) -> str:
         if not self._colour:

@@ -22,6 +22,10 @@ PRIVILEGE_BITS = stat.S_ISUID | stat.S_ISGID
 class DisarmReport:
     stripped: list[str] = field(default_factory=list)  # files whose setuid/setgid was removed
     removed: list[str] = field(default_factory=list)  # device nodes removed
+    # What could not be disarmed, with why: a non-root localproc cannot change a file the
+    # container's root owns, nor enter a folder it made 0700 (the job's folder is 0700 and
+    # the user's own, so no other user reaches them; the owner is told).
+    failed: list[str] = field(default_factory=list)
 
 
 def disarm_tree(root: Path) -> DisarmReport:
@@ -31,18 +35,47 @@ def disarm_tree(root: Path) -> DisarmReport:
     report = DisarmReport()
     if not root.is_dir():
         return report
-    for folder, folders, files in os.walk(root, followlinks=False):
+
+    def unreadable(err: OSError) -> None:
+        report.failed.append(f"{err.filename}: {err.strerror or err}")
+
+    for folder, folders, files in os.walk(root, onerror=unreadable, followlinks=False):
         for name in files + folders:
             path = os.path.join(folder, name)
             try:
-                mode = os.lstat(path).st_mode
+                _disarm_one(path, report)
             except FileNotFoundError:
                 continue
-            if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
-                report.removed.append(path)
-            elif stat.S_ISREG(mode) and mode & PRIVILEGE_BITS:
-                os.chmod(path, stat.S_IMODE(mode) & ~PRIVILEGE_BITS)
-                report.stripped.append(path)
+            except OSError as err:
+                report.failed.append(f"{path}: {err.strerror or err}")
     return report
+
+
+def _disarm_one(path: str, report: DisarmReport) -> None:
+    mode = os.lstat(path).st_mode
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        report.removed.append(path)
+    elif stat.S_ISREG(mode) and mode & PRIVILEGE_BITS:
+        os.chmod(path, stat.S_IMODE(mode) & ~PRIVILEGE_BITS)
+        report.stripped.append(path)
+
+
+def describe(report: DisarmReport, where: Path) -> list[str]:
+    """The lines to tell the user: what was disarmed, and what could not be."""
+    lines = []
+    if report.stripped or report.removed:
+        lines.append(
+            f"removed setuid/setgid bits from {len(report.stripped)} file(s) and "
+            f"{len(report.removed)} device node(s) the containers left in {where}"
+        )
+    if report.failed:
+        shown = "; ".join(report.failed[:3]) + (
+            f"; and {len(report.failed) - 3} more" if len(report.failed) > 3 else ""
+        )
+        lines.append(
+            f"warning: could not check or disarm {len(report.failed)} item(s) the containers "
+            f"left in {where} (run localproc as root, or remove them with sudo): {shown}"
+        )
+    return lines
