@@ -143,7 +143,7 @@ def _check_range(value: float, option: str, low: float, high: float, unit: str) 
     if not low <= value <= high or not math.isfinite(value):
         wanted = f"between {low:g} and {high:g}" if math.isfinite(high) else f"of {low:g} or more"
         raise typer.BadParameter(
-            f"{value:g} is not a finite number of {unit} {wanted}.", param_hint=f"'{option}'"
+            f"{value!r} is not a finite number of {unit} {wanted}.", param_hint=f"'{option}'"
         )
 
 
