@@ -194,10 +194,15 @@ class PipeFeeder:
                     self.fifo_path, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
                 )
             except OSError as exc:
+                if exc.errno != errno.ENXIO and made is None:  # staging never made it
+                    raise internal_error(
+                        f"Cannot open the pipe of input '{self.input_name}' at "
+                        f"{self.fifo_path}: {exc}"
+                    ) from exc
                 if exc.errno != errno.ENXIO:
                     raise client_error(
                         f"The pipe of input '{self.input_name}' cannot be opened (the container "
-                        f"replaced or removed {self.fifo_path.name}?): {exc.strerror or exc}"
+                        f"replaced or removed {self.fifo_path.name}): {exc.strerror or exc}"
                     ) from exc
                 self._stop.wait(_POLL_SECONDS)
                 continue
