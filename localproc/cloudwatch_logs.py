@@ -31,6 +31,7 @@ import functools
 import json
 import os
 import re
+import stat
 import threading
 import time
 import zlib
@@ -66,6 +67,14 @@ CACHED_STREAMS = 256  # stream indexes kept in memory (least recently used dropp
 # backtracks exponentially is refused rather than run for minutes. The `regex` engine releases
 # the GIL while it matches, so other requests are answered meanwhile.
 REGEX_BUDGET_SECONDS = 1.5
+# What compiling may cost, checked before the engine sees the pattern (compiling a{1000000000}
+# alone allocates ~24 GB): a repeat count ({n}, {n,}, {n,m}) of at most MAX_REGEX_REPEAT, and at
+# most MAX_REGEX_SIZE atoms once nested repeats are multiplied out; at most MAX_REGEX_CHARS
+# characters (the model's bound on filterPattern).
+MAX_REGEX_REPEAT = 1000
+MAX_REGEX_SIZE = 10_000
+MAX_REGEX_CHARS = 1024
+_REPEAT = re.compile(r"\{(\d*)(?:(,)(\d*))?\}")
 _READ_CHUNK = 4 * 1024 * 1024
 _TOKEN = re.compile(r"([fb])/(\d{1,19})")
 _INSTANCE_LOG = re.compile(r"algo-(\d+)\.log")
@@ -137,23 +146,27 @@ class _StreamIndex:
         for column in (self.starts, self.ends, self.stamps, self.ingested):
             del column[:]
 
-    def refresh(self, floor_ms: int, ceiling_ms: int | None, ended: bool) -> None:
+    def refresh(self, floor_ms: int, ceiling_ms: int | None, ended: bool) -> bool:
+        """Index what the file gained; False when it is gone or not a regular file (the job
+        deleted, a FIFO, a directory): the stream is then not served."""
         with self.lock:
             try:
-                info = os.stat(self.path)
+                handle = _open_log(self.path)
             except OSError:
-                return
-            if info.st_ino != self.inode or info.st_size < self.indexed:
-                self._reset(info.st_ino)  # a new file (the job was deleted and run again)
-            if info.st_size == self.indexed:
-                return
-            observed = now_ms()
-            stamp = min(info.st_mtime_ns // 1_000_000, observed)
-            if ceiling_ms is not None:
-                stamp = min(stamp, ceiling_ms)
-            stamp = max(stamp, floor_ms, self.stamps[-1] if self.stamps else 0)
-            with self.path.open("rb") as handle:
+                return False
+            with handle:
+                info = os.fstat(handle.fileno())
+                if info.st_ino != self.inode or info.st_size < self.indexed:
+                    self._reset(info.st_ino)  # a new file (the job was deleted and run again)
+                if info.st_size == self.indexed:
+                    return True
+                observed = now_ms()
+                stamp = min(info.st_mtime_ns // 1_000_000, observed)
+                if ceiling_ms is not None:
+                    stamp = min(stamp, ceiling_ms)
+                stamp = max(stamp, floor_ms, self.stamps[-1] if self.stamps else 0)
                 self._index(handle, info.st_size, ended, stamp, max(observed, stamp))
+            return True
 
     def _index(self, handle: Any, size: int, ended: bool, stamp: int, ingested: int) -> None:
         handle.seek(self.indexed)
@@ -211,7 +224,13 @@ class _StreamIndex:
         with self.lock:
             starts, ends = self.starts[first:last], self.ends[first:last]
         origin = starts[0]
-        with self.path.open("rb") as handle:
+        try:
+            handle = _open_log(self.path)
+        except OSError:
+            raise _Vanished from None
+        with handle:
+            if os.fstat(handle.fileno()).st_ino != self.inode:
+                raise _Vanished  # replaced since indexed: these spans are not its lines
             handle.seek(origin)
             data = handle.read(ends[-1] - origin)
         return [
@@ -221,6 +240,27 @@ class _StreamIndex:
 
     def size_of(self, index: int) -> int:
         return self.ends[index] - self.starts[index] + EVENT_OVERHEAD
+
+
+class _Vanished(Exception):
+    """The stream's file went away (or was replaced) after it was indexed."""
+
+
+def _open_log(path: Path) -> Any:
+    """`path` opened for reading if it is a regular file; OSError otherwise. Never blocks on a
+    FIFO and never follows a symbolic link (lstat first, then O_NONBLOCK|O_NOFOLLOW, and the
+    opened file checked again)."""
+    if not stat.S_ISREG(os.lstat(path).st_mode):
+        raise OSError(f"{path} is not a regular file")
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        os.set_blocking(descriptor, True)
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
 
 
 def _char_boundary(data: bytes, limit: int) -> int:
@@ -286,7 +326,7 @@ class CloudWatchLogs:
                 "Cannot order by LastEventTime with a logStreamNamePrefix: orderBy "
                 "LastEventTime lists every stream of the log group."
             )
-        streams = [(s, self._index(s)) for s in self._streams(prefix)]
+        streams = self._indexed(self._streams(prefix))
         if order == "LastEventTime":
             streams.sort(key=lambda item: (_last_stamp(item[1]), item[0].name))
         else:
@@ -306,6 +346,8 @@ class CloudWatchLogs:
         self._check_group(body)
         stream = self._stream(body["logStreamName"])
         index = self._index(stream)
+        if index is None:
+            raise _no_stream()
         with index.lock:
             stamps = index.stamps[:]
         count = len(stamps)
@@ -336,7 +378,10 @@ class CloudWatchLogs:
             while first > low and last - first < limit and budget >= index.size_of(first - 1):
                 budget -= index.size_of(first - 1)
                 first -= 1
-        messages = index.messages(first, last)
+        try:
+            messages = index.messages(first, last)
+        except _Vanished:
+            raise _no_stream() from None
         events = [
             {"timestamp": stamps[i], "message": m, "ingestionTime": index.ingested[i]}
             for i, m in zip(range(first, last), messages, strict=True)
@@ -374,9 +419,9 @@ class CloudWatchLogs:
         events: list[dict[str, Any]] = []
         budget = MAX_RESPONSE_BYTES
         more = False
-        for stamp, stream, number, message, ingested in _merged(
-            [(s, self._index(s)) for s in streams], start, end, after
-        ):
+        indexed = self._indexed(streams)
+        streams = [s for s, _ in indexed]
+        for stamp, stream, number, message, ingested in _merged(indexed, start, end, after):
             if not matches(message):
                 continue
             size = len(message.encode("utf-8", errors="replace")) + EVENT_OVERHEAD
@@ -473,7 +518,16 @@ class CloudWatchLogs:
                     return stream
         raise _no_stream()
 
-    def _index(self, stream: _Stream) -> _StreamIndex:
+    def _indexed(self, streams: list[_Stream]) -> list[tuple[_Stream, _StreamIndex]]:
+        """`streams` with their indexes, less those whose file is gone or not a file."""
+        found = []
+        for stream in streams:
+            index = self._index(stream)
+            if index is not None:
+                found.append((stream, index))
+        return found
+
+    def _index(self, stream: _Stream) -> _StreamIndex | None:
         key = (str(stream.path), stream.created_ms)
         with self._lock:
             index = self._indexes.get(key)
@@ -482,8 +536,7 @@ class CloudWatchLogs:
             self._indexes.move_to_end(key)
             while len(self._indexes) > CACHED_STREAMS:
                 self._indexes.popitem(last=False)
-        index.refresh(stream.created_ms, stream.ended_ms, stream.ended)
-        return index
+        return index if index.refresh(stream.created_ms, stream.ended_ms, stream.ended) else None
 
 
 def _last_stamp(index: _StreamIndex) -> int:
@@ -532,7 +585,11 @@ def _merged(
         stamps, stream, index, position, last = cursors[best]
         key = id(cursors[best])
         if not buffers.get(key):
-            buffers[key] = index.messages(position, min(position + batch, last))[::-1]
+            try:
+                buffers[key] = index.messages(position, min(position + batch, last))[::-1]
+            except _Vanished:  # deleted while read: the rest of it is skipped
+                cursors.pop(best)
+                continue
         message = buffers[key].pop()
         yield stamps[position], stream, position, message, index.ingested[position]
         cursors[best][3] += 1
@@ -581,10 +638,12 @@ def _pattern(text: str) -> Callable[[str], bool]:
 
 def _regex_matcher(source: str, budget: float) -> Callable[[str], bool]:
     """`search` of the expression `source`, for one request: once the matching has taken
-    `budget` seconds in all, the request is refused as InvalidParameterException."""
+    `budget` seconds in all, the request is refused as InvalidParameterException. What the
+    pattern would cost to compile is checked first, without compiling it."""
+    _check_regex_cost(source)
     try:
         expression = regex.compile(source)
-    except (regex.error, ValueError, OverflowError) as err:
+    except (regex.error, ValueError, OverflowError, MemoryError, RecursionError) as err:
         raise _invalid(f"filterPattern: invalid regular expression: {err}") from None
     remaining = budget
 
@@ -605,6 +664,72 @@ def _regex_matcher(source: str, budget: float) -> Callable[[str], bool]:
             remaining -= time.monotonic() - started
 
     return matches
+
+
+def _check_regex_cost(source: str) -> None:
+    """Refuse, as InvalidParameterException, a pattern whose compiled form could be large: too
+    long, a repeat count over MAX_REGEX_REPEAT, or over MAX_REGEX_SIZE atoms with nested repeats
+    multiplied out. Conservative (an escape, a class or a group's syntax counts as atoms)."""
+
+    def too_costly(why: str) -> LogsError:
+        return _invalid(f"filterPattern: the regular expression is too costly to compile ({why}).")
+
+    if len(source) > MAX_REGEX_CHARS:
+        raise too_costly(f"more than {MAX_REGEX_CHARS} characters")
+    stack = [[0, 0]]  # per open group: [its size so far, the size of its last atom]
+
+    def atom(size: int) -> None:
+        top = stack[-1]
+        top[0] += size
+        top[1] = size
+        if top[0] > MAX_REGEX_SIZE:
+            raise too_costly(f"more than {MAX_REGEX_SIZE} elements once repeats are expanded")
+
+    position, length = 0, len(source)
+    while position < length:
+        char = source[position]
+        if char == "\\":
+            position += 2
+            named = source[position - 1 : position] in ("p", "P", "N", "x", "u", "U", "g", "X")
+            if named and source[position : position + 1] == "{":  # \p{L}, \x{41}: no repeat
+                close = source.find("}", position)
+                position = close + 1 if close >= 0 else position
+            atom(1)
+        elif char == "[":  # a class: one atom, its braces are no repeats
+            position += 1
+            if source[position : position + 1] == "^":
+                position += 1
+            if source[position : position + 1] == "]":
+                position += 1
+            while position < length and source[position] != "]":
+                position += 2 if source[position] == "\\" else 1
+            position += 1
+            atom(1)
+        elif char == "(":
+            stack.append([0, 0])
+            position += 1
+        elif char == ")":
+            position += 1
+            if len(stack) > 1:
+                atom(max(stack.pop()[0], 1))
+        elif char in "*+?|":  # repeats that add no copies; alternatives add up
+            position += 1
+        elif char == "{" and (found := _REPEAT.match(source, position)) and (
+            found.group(1) or found.group(3)
+        ):
+            counts = [int(g) for g in (found.group(1), found.group(3)) if g]
+            count = max(counts)
+            if count > MAX_REGEX_REPEAT:
+                raise too_costly(f"a repeat count over {MAX_REGEX_REPEAT}")
+            top = stack[-1]
+            top[0] += top[1] * (count - 1) if count else 0
+            top[1] *= max(count, 1)
+            if top[0] > MAX_REGEX_SIZE:
+                raise too_costly(f"more than {MAX_REGEX_SIZE} elements once repeats are expanded")
+            position = found.end()
+        else:
+            position += 1
+            atom(1)
 
 
 def _event_id(stamp: int, stream: str, number: int) -> str:
