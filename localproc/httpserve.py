@@ -3,12 +3,16 @@ every connection at once (a selector) and reads each request whole — request l
 Content-Length body — and only then hands it to one of a fixed pool of worker threads, which
 answers it. A connection that sends nothing, or a request head slowly, costs a file descriptor,
 never a thread, and is closed when its deadline passes (HEAD_SECONDS for a request's line and
-headers, IDLE_SECONDS between the requests of a kept-alive connection, BODY_SECONDS for a body);
-beyond MAX_CONNECTIONS the oldest connection is closed to make room.
+headers, IDLE_SECONDS between the requests of a kept-alive connection, BODY_SECONDS for a whole
+body from the end of its head, however it trickles); beyond MAX_CONNECTIONS the oldest connection
+is closed to make room. An answer is written with a deadline per step (WRITE_PROGRESS_SECONDS
+without the client taking any of it closes the connection) and in all (WRITE_SECONDS), so
+clients that do not read hold the workers briefly.
 
 Memory is bounded across connections, not only per connection: each request is charged the bytes
-it will hold (the head so far, then head plus its Content-Length once the head is in) from its
-first byte until its handler is done, and a request whose charge would take the total over
+it holds (what has arrived, plus at most BODY_ALLOWANCE for the next read of a body still
+coming; a declared Content-Length costs nothing until it is sent) from its first byte until its
+handler is done, and a request whose charge would take the total over
 MAX_BUFFERED_BYTES is answered 503 ThrottlingException and its connection closed, so a crowd of
 clients that each send most of a large body cannot make the server hold more than that.
 
@@ -24,7 +28,6 @@ import queue
 import re
 import selectors
 import socket
-import socketserver
 import threading
 import time
 from collections.abc import Callable
@@ -36,8 +39,10 @@ WORKERS = 16
 MAX_CONNECTIONS = 512
 HEAD_SECONDS = 5.0
 IDLE_SECONDS = 30.0
-BODY_SECONDS = 60.0
-WRITE_SECONDS = 30.0
+BODY_SECONDS = 60.0  # for a whole body, from the end of its head (bytes do not extend it)
+WRITE_SECONDS = 30.0  # for a whole answer
+WRITE_PROGRESS_SECONDS = 2.0  # a client that takes none of its answer for this long is dropped
+BODY_ALLOWANCE = 64 * 1024  # charged beyond a body's received bytes: what the next read may add
 MAX_HEAD_BYTES = 64 * 1024
 LISTEN_BACKLOG = 64
 MAX_BUFFERED_BYTES = 64 * 1024 * 1024  # requests' bytes held at once, all connections together
@@ -53,6 +58,33 @@ class _Connection:
     deadline: float
     buffer: bytearray = field(default_factory=bytearray)
     charged: int = 0  # bytes of MAX_BUFFERED_BYTES this connection's request holds
+    body_deadline: float | None = None  # set once, when the head of a request with a body is in
+
+
+class _ProgressWriter:
+    """The handler's wfile: sends with a deadline for the whole answer (WRITE_SECONDS) and for
+    each step (the socket's timeout, WRITE_PROGRESS_SECONDS): a client that stops reading costs
+    a worker that long, not WRITE_SECONDS per round. TimeoutError ends the request (the
+    standard handler then closes the connection)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._deadline = time.monotonic() + WRITE_SECONDS
+
+    def write(self, data: bytes) -> int:
+        with memoryview(data) as view:
+            sent = 0
+            while sent < len(view):
+                if time.monotonic() > self._deadline:
+                    raise TimeoutError("the client did not take its answer in time")
+                sent += self._sock.send(view[sent:])
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def writable(self) -> bool:
+        return True
 
 
 class OneRequestHandler(BaseHTTPRequestHandler):
@@ -65,9 +97,9 @@ class OneRequestHandler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         self.connection = self.request
-        self.connection.settimeout(WRITE_SECONDS)  # a client that does not read its answer
+        self.connection.settimeout(WRITE_PROGRESS_SECONDS)  # a client that does not read
         self.rfile = io.BytesIO(self._data)
-        self.wfile = socketserver._SocketWriter(self.connection)  # type: ignore[attr-defined]
+        self.wfile = _ProgressWriter(self.connection)  # type: ignore[assignment]
 
     def handle(self) -> None:
         self.close_connection = True
@@ -267,9 +299,12 @@ class BoundedHTTPServer:
         return head_end + 4, body_length
 
     def _needed(self, buffer: bytearray) -> int:
-        """The bytes the connection's buffered request will hold once complete."""
+        """The bytes the connection holds, and what its next read may add to a body still
+        coming (BODY_ALLOWANCE at most): a declared Content-Length costs nothing until sent."""
         lengths = self._request_length(buffer)
-        return len(buffer) if lengths is None else max(len(buffer), sum(lengths))
+        if lengths is None:
+            return len(buffer)
+        return len(buffer) + min(max(sum(lengths) - len(buffer), 0), BODY_ALLOWANCE)
 
     def _dispatch_if_complete(self, connection: _Connection) -> bool:
         buffer = connection.buffer
@@ -284,8 +319,11 @@ class BoundedHTTPServer:
         if body_length:
             wanted = head_end + 4 + body_length
             if len(buffer) < wanted:
-                connection.deadline = max(connection.deadline, time.monotonic() + BODY_SECONDS)
+                if connection.body_deadline is None:  # from the head, however slow the body
+                    connection.body_deadline = time.monotonic() + BODY_SECONDS
+                connection.deadline = connection.body_deadline
                 return False
+        connection.body_deadline = None
         self._dispatch(connection, head_end + 4 + body_length)
         return True
 

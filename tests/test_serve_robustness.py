@@ -436,3 +436,192 @@ def test_a_damaged_record_does_not_stop_new_jobs(
     finally:  # only the damaged job's own calls are affected: DeleteProcessingJob removes it
         status, answer = raw_request(server.url, "SageMaker.DeleteProcessingJob", named_first)
     assert status == 200, answer
+
+
+# -- review fixes: what a pattern costs to compile, vanishing logs, slow readers, slow writers ----
+def logs_call(server: ServerProcess, operation: str, body: dict[str, Any]) -> tuple[int, Any]:
+    return raw_request(
+        server.url, f"Logs_20140328.{operation}", json.dumps(body).encode(), timeout=60
+    )
+
+
+def ended_job(state: Path, name: str) -> Path:
+    return write_record(
+        state,
+        name,
+        {
+            "ProcessingJobStatus": "Completed",
+            "ProcessingStartTime": "2026-01-01T00:00:01+00:00",
+            "ProcessingEndTime": "2026-01-01T00:00:05+00:00",
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["%a{1000000000}%", "%(a{1000}){1000}%", "%((a{100}){100}){100}%", "%" + "a" * 5000 + "%"],
+    ids=["huge-count", "nested-counts", "three-nested", "too-long"],
+)
+def test_a_pattern_too_costly_to_compile_is_refused_before_compiling(
+    server: ServerProcess, tmp_path: Path, pattern: str
+) -> None:
+    # The check runs before compiling: these must be refused without the regex engine building
+    # them (a{1000000000} alone takes ~24 GB to compile).
+    job = ended_job(tmp_path / "state", "costly")
+    (job / "logs").mkdir()
+    (job / "logs" / "algo-1.log").write_text("aaa\n")
+    status, answer = logs_call(
+        server,
+        "FilterLogEvents",
+        {"logGroupName": "/aws/sagemaker/ProcessingJobs", "filterPattern": pattern},
+    )
+    assert (status, answer["__type"]) == (400, "InvalidParameterException"), answer
+    assert list_jobs(server)[0] == 200  # still up
+    status, answer = logs_call(
+        server,
+        "FilterLogEvents",
+        {"logGroupName": "/aws/sagemaker/ProcessingJobs", "filterPattern": "%a{3}%"},
+    )
+    assert status == 200 and [e["message"] for e in answer["events"]] == ["aaa"], answer
+
+
+def test_regex_cost_check_refuses_without_compiling(monkeypatch: pytest.MonkeyPatch) -> None:
+    from localproc import cloudwatch_logs
+
+    def no_compile(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("compiled a pattern the check should have refused")
+
+    monkeypatch.setattr(cloudwatch_logs.regex, "compile", no_compile)
+    for source in ("a{1000000000}", "(a{1000}){1000}", "a{5,}{1001}", "(?:x{0,1001})", "a" * 5000):
+        with pytest.raises(cloudwatch_logs.LogsError) as raised:
+            cloudwatch_logs._regex_matcher(source, 1.0)
+        assert raised.value.code == "InvalidParameterException"
+
+
+def test_streams_whose_files_vanish_or_are_not_files_are_skipped(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    good = ended_job(state, "good-job")
+    (good / "logs").mkdir()
+    (good / "logs" / "algo-1.log").write_text("hello\n")
+    as_dir = ended_job(state, "dir-log")
+    (as_dir / "logs" / "algo-1.log").mkdir(parents=True)
+    as_file = ended_job(state, "file-logs")
+    (as_file / "logs").write_text("not a folder\n")
+    import os
+
+    fifo = ended_job(state, "fifo-log")
+    (fifo / "logs").mkdir()
+    os.mkfifo(fifo / "logs" / "algo-1.log")
+    group = {"logGroupName": "/aws/sagemaker/ProcessingJobs"}
+
+    status, answer = logs_call(server, "DescribeLogStreams", group)
+    assert status == 200, answer
+    names = [s["logStreamName"] for s in answer["logStreams"]]
+    assert names == ["good-job/algo-1-1767225601"], names
+    status, answer = logs_call(server, "FilterLogEvents", group)
+    assert status == 200, answer
+    assert [e["message"] for e in answer["events"]] == ["hello"], answer
+    for bad in ("dir-log", "fifo-log", "file-logs"):
+        status, answer = logs_call(
+            server, "GetLogEvents", {**group, "logStreamName": f"{bad}/algo-1-1767225601"}
+        )
+        assert (status, answer["__type"]) == (400, "ResourceNotFoundException"), answer
+    assert "InternalFailure" not in server.log()
+
+
+def test_a_log_file_that_vanishes_while_read_is_no_internal_failure(tmp_path: Path) -> None:
+    from localproc import cloudwatch_logs
+    from localproc.records import JobStore
+
+    state = tmp_path / "state"
+    job = ended_job(state, "vanishing")
+    (job / "logs").mkdir()
+    log = job / "logs" / "algo-1.log"
+    log.write_text("one\ntwo\n")
+    logs = cloudwatch_logs.CloudWatchLogs(JobStore(state), "us-east-1")
+    group = {"logGroupName": "/aws/sagemaker/ProcessingJobs"}
+    stream = logs.call("DescribeLogStreams", group)["logStreams"][0]["logStreamName"]
+    listed = logs._job_streams("vanishing")
+    # The job is deleted after its streams were listed, before (or while) they are read.
+    logs._job_streams = lambda name: listed  # type: ignore[method-assign]
+    log.unlink()
+    assert logs.call("FilterLogEvents", group)["events"] == []
+    assert logs.call("DescribeLogStreams", group)["logStreams"] == []
+    log.mkdir()  # or replaced by what is not a file
+    assert logs.call("FilterLogEvents", group)["events"] == []
+    with pytest.raises(cloudwatch_logs.LogsError) as raised:
+        logs.call("GetLogEvents", {**group, "logStreamName": stream})
+    assert raised.value.code == "ResourceNotFoundException"
+
+
+def test_clients_that_do_not_read_their_answers_do_not_hold_the_workers(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    job = ended_job(tmp_path / "state", "big-logs")
+    (job / "logs").mkdir()
+    # Control characters: 1 MiB of events is 6 MiB of JSON (each is \\u0001), more than the
+    # kernel buffers between the server and a client that does not read.
+    line = "\x01" * 999 + "\n"
+    (job / "logs" / "algo-1.log").write_text(line * 2000)
+    body = json.dumps(
+        {
+            "logGroupName": "/aws/sagemaker/ProcessingJobs",
+            "logStreamName": "big-logs/algo-1-1767225601",
+            "startFromHead": True,
+        }
+    ).encode()
+    request = (
+        b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: Logs_20140328.GetLogEvents\r\n"
+        b"Content-Type: application/x-amz-json-1.1\r\nContent-Length: %d\r\n\r\n%s"
+        % (len(body), body)
+    )
+    sockets = []
+    try:
+        for _ in range(16):  # as many as there are workers
+            connection = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            connection.settimeout(10)
+            connection.connect(address(server))
+            connection.sendall(request)
+            sockets.append(connection)
+        time.sleep(1)
+        started = time.monotonic()
+        status, _ = raw_request(
+            server.url,
+            "SageMaker.DescribeProcessingJob",
+            json.dumps({"ProcessingJobName": "big-logs"}).encode(),
+            timeout=60,
+        )
+        answered_after = time.monotonic() - started
+    finally:
+        for connection in sockets:
+            connection.close()
+    assert status == 200
+    assert answered_after < 8, f"a request waited {answered_after:.1f} s behind non-readers"
+
+
+def test_declared_but_unsent_bodies_do_not_hold_the_budget(server: ServerProcess) -> None:
+    def head(length: int) -> bytes:
+        return (
+            b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: SageMaker.ListProcessingJobs\r\n"
+            b"Content-Type: application/x-amz-json-1.1\r\nContent-Length: %d\r\n\r\n" % length
+        )
+
+    # Each declares a quarter of the budget less a few bytes (head included): together all of
+    # it, so charging what is declared would leave no room for anyone else.
+    quarter = 16 * 1024 * 1024
+    length = quarter - len(head(quarter)) - 8
+    sockets = []
+    try:
+        for _ in range(4):
+            connection = socket.create_connection(address(server), timeout=30)
+            connection.sendall(head(length) + b"{")
+            sockets.append(connection)
+        time.sleep(1)
+        status, answer = list_jobs(server)
+    finally:
+        for connection in sockets:
+            connection.close()
+    assert status == 200, answer
