@@ -579,7 +579,9 @@ def serve(
 
 
 def _notify(message: str) -> None:
-    typer.echo(printable(f"localproc: {message}"), err=True)
+    # One line each: a value from a container (a file name with a newline) cannot start a line
+    # of its own that would pass for one of localproc's.
+    typer.echo(printable_line(f"localproc: {message}"), err=True)
 
 
 def main() -> None:

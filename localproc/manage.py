@@ -6,9 +6,9 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import signal
 import socket
+import stat
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,7 +18,16 @@ from typing import Any
 from localproc.errors import CannotRunHere, DamagedRecord, LocalprocError
 from localproc.listing import ListQuery, list_page
 from localproc.liveness import identity_alive, process_identity
-from localproc.records import ENDED, PRIVATE_KEY, RUNNING, JobStore, describe_shape, now, timestamp
+from localproc.records import (
+    ENDED,
+    PRIVATE_KEY,
+    RUNNING,
+    JobStore,
+    describe_shape,
+    now,
+    remove_tree,
+    timestamp,
+)
 from localproc.runtime.engine import DockerEngine, EngineError
 from localproc.transfer.cache import InputCache
 from localproc.transfer.disarm import disarm_tree
@@ -198,9 +207,9 @@ def collect_garbage(
             continue
         staging = store.job_dir(name) / "staging"
         # A runner killed mid-upload may leave Continuous snapshots behind in scratch/.
-        shutil.rmtree(store.job_dir(name) / SCRATCH_DIR, ignore_errors=True)
+        remove_tree(store.job_dir(name) / SCRATCH_DIR)
         if staging.is_dir() and not (record.get(PRIVATE_KEY) or {}).get("KeepStaging"):
-            shutil.rmtree(staging, ignore_errors=True)
+            remove_tree(staging)
             report.removed_staging.append(name)
     if engine is not None:
         # Run by run (each run's objects carry its id): a live run is never touched, even one
@@ -312,13 +321,22 @@ def follow_logs(
 def _new_lines(
     path: Path, offsets: dict[Path, int], pending: dict[Path, bytes], flush: bool
 ) -> Iterator[str]:
+    # Never following a link, never blocking on a FIFO, and only a regular file: the logs
+    # folder is localproc's, but a state dir can be damaged (a folder where a log should be).
     try:
-        with path.open("rb") as handle:
-            handle.seek(offsets.get(path, 0))
-            data = pending.get(path, b"") + handle.read()
-            offsets[path] = handle.tell()
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return
+    except OSError as err:
+        problem = f"its log cannot be read ({err.strerror})"
+        raise DamagedRecord(path.parent.parent.name, path, problem) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise DamagedRecord(path.parent.parent.name, path, "its log is not a regular file")
+    with os.fdopen(fd, "rb") as handle:
+        handle.seek(offsets.get(path, 0))
+        data = pending.get(path, b"") + handle.read()
+        offsets[path] = handle.tell()
     *lines, rest = data.split(b"\n")
     pending[path] = rest
     for raw in lines:

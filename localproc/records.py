@@ -31,6 +31,7 @@ import os
 import re
 import secrets
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -142,7 +143,7 @@ class JobStore:
                 return folder
             except OSError as err:
                 if fresh is not None:
-                    shutil.rmtree(fresh, ignore_errors=True)
+                    remove_tree(fresh)
                 if err.errno not in (errno.EEXIST, errno.ENOTEMPTY):
                     raise CannotRunHere(
                         f"Cannot claim the name {name} in {self.jobs_dir}: "
@@ -199,7 +200,7 @@ class JobStore:
         doomed = self.jobs_dir / f".deleted-{folder.name}-{os.getpid()}-{secrets.token_hex(4)}"
         with contextlib.suppress(FileNotFoundError):
             os.rename(folder, doomed)
-            shutil.rmtree(doomed, ignore_errors=True)
+            remove_tree(doomed)
 
     def create(self, name: str, record: dict[str, Any]) -> None:
         with self.locked(name):
@@ -383,6 +384,18 @@ def _shape_problems(value: Any, shape: Any, where: str) -> list[str]:
 def _short(err: BaseException) -> str:
     text = str(err)
     return text if len(text) <= 120 else text[:117] + "..."
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a folder and everything in it, as far as possible, never following a symlink.
+    What containers leave can be nested deeper than Python's own removal recurses (a job's
+    folder 5,000 levels deep); `rm -rf` then walks it with directory descriptors instead."""
+    try:
+        shutil.rmtree(path, ignore_errors=True)
+    except RecursionError:
+        subprocess.run(
+            ["rm", "-rf", "--one-file-system", "--", str(path)], capture_output=True, check=False
+        )
 
 
 def private_dir(path: Path) -> Path:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import stat
 import sys
@@ -20,7 +19,14 @@ from typing import Any, TextIO
 from localproc.errors import ExitStatus, JobFailure, LocalprocError, algorithm_error
 from localproc.manage import SCRATCH_DIR, runner_identity, runner_label
 from localproc.plan import JobPlan
-from localproc.records import PRIVATE_KEY, IllegalTransition, JobStore, now, timestamp
+from localproc.records import (
+    PRIVATE_KEY,
+    IllegalTransition,
+    JobStore,
+    now,
+    remove_tree,
+    timestamp,
+)
 from localproc.runtime import JOB_LABEL, RUN_LABEL, RUNNER_LABEL
 from localproc.runtime.cluster import DEADLINE_REASON, ClusterRun, InstanceResult
 from localproc.runtime.engine import (
@@ -461,9 +467,9 @@ class Runner:
                 self._finish_continuous_uploads()
             finally:
                 # Snapshots of Continuous outputs wait in scratch/ only until uploaded.
-                shutil.rmtree(self.job_dir / SCRATCH_DIR, ignore_errors=True)
+                remove_tree(self.job_dir / SCRATCH_DIR)
                 if not self.settings.keep_staging:
-                    shutil.rmtree(self.staging_root, ignore_errors=True)
+                    remove_tree(self.staging_root)
 
     def _remove_resources(self) -> None:
         try:

@@ -193,3 +193,17 @@ def test_stop_never_signals_a_process_a_record_cannot_prove_is_its_runner(
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_logs_of_a_job_whose_log_is_not_a_file_say_so(localproc: Localproc) -> None:
+    for name, damage in (("logs-a-file", "file"), ("log-a-folder", "folder")):
+        record = {**GOOD, "ProcessingJobName": name}
+        _write_record(localproc.state_dir, name, json.dumps(record))
+        logs = localproc.state_dir / "jobs" / name / "logs"
+        if damage == "file":
+            logs.write_text("not a folder")
+        else:
+            (logs / "algo-1.log").mkdir(parents=True)
+        shown = localproc("logs", name)
+        _no_traceback(shown)
+        assert shown.exit_code == 2 and "log" in shown.stderr, shown.output

@@ -225,3 +225,112 @@ def test_what_cannot_be_disarmed_is_reported_not_raised(tmp_path: Path) -> None:
     assert len(report.failed) == 1 and str(planted) in report.failed[0]
     lines = describe(report, tmp_path / "job")
     assert lines and lines[-1].startswith("warning: could not check or disarm 1 item(s)")
+
+
+DEEP_AND_LONG = r"""
+import os, shutil
+out = '/opt/ml/processing/out'
+os.chdir(out)
+for _ in range(5000):  # nested deeper than any walk that recurses
+    os.mkdir('d')
+    os.chdir('d')
+shutil.copy('/bin/ls', 'deep-rootls')
+os.chmod('deep-rootls', 0o4755)
+os.chdir(out)
+for _ in range(20):  # a path longer than PATH_MAX
+    name = 'x' * 250
+    os.mkdir(name)
+    os.chdir(name)
+shutil.copy('/bin/ls', 'long-rootls')
+os.chmod('long-rootls', 0o4755)
+os.chdir(out)
+open('top.txt', 'w').write('uploaded')
+print('planted', flush=True)
+"""
+
+
+def test_setuid_files_nested_deep_or_behind_long_paths_are_disarmed_and_the_run_ends(
+    localproc: Localproc, s3: Any
+) -> None:
+    bucket = s3.make_bucket()
+    entrypoint, code = script_input(s3, bucket, DEEP_AND_LONG)
+    name = unique_name("deep")
+    payload = job_payload(
+        name,
+        entrypoint=entrypoint,
+        inputs=[code],
+        outputs=[s3_output("out", f"s3://{bucket}/out/", "/opt/ml/processing/out")],
+    )
+
+    try:
+        _check_deep_and_long(localproc, s3, bucket, name, payload)
+    finally:  # pytest's own clean-up of tmp_path recurses: never leave the deep tree to it
+        import subprocess
+
+        subprocess.run(["rm", "-rf", str(localproc.state_dir)], check=False)
+
+
+def _check_deep_and_long(
+    localproc: Localproc, s3: Any, bucket: str, name: str, payload: dict[str, Any]
+) -> None:
+    ran = localproc(
+        "run", str(localproc.write_payload(payload)), "--s3-endpoint-url", s3.endpoint_url
+    )
+
+    assert "Traceback" not in ran.output, ran.output[-3000:]
+    assert ran.exit_code in (0, 1), ran.output[-3000:]
+    assert localproc.record(name)["ProcessingJobStatus"] in ("Completed", "Failed")
+    import subprocess
+
+    left = subprocess.run(
+        ["find", str(localproc.job_dir(name)), "-perm", "/6000", "-type", "f"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert left.stdout == ""
+    top = s3.client.get_object(Bucket=bucket, Key="out/top.txt")["Body"].read()
+    assert top == b"uploaded"
+    for command in (["describe", name], ["list"], ["gc"], ["delete", name]):
+        result = localproc(*command)
+        assert result.exit_code == 0 and "Traceback" not in result.output, (command, result.output)
+
+
+BAD_NAMES = r"""
+import os
+out = os.fsencode('/opt/ml/processing/out')
+for i in range(20):
+    open(out + b'/bad%d\xff' % i, 'w').write('x')
+for i in range(100):
+    open(out + b'/good%03d' % i, 'w').write('y')
+open(out + b'/nl\nlocalproc: Completed: forged', 'w').write('z')
+"""
+
+
+def test_output_names_that_cannot_be_s3_keys_fail_those_objects_and_nothing_else(
+    localproc: Localproc, s3: Any
+) -> None:
+    bucket = s3.make_bucket()
+    entrypoint, code = script_input(s3, bucket, BAD_NAMES)
+    name = unique_name("badnames")
+    payload = job_payload(
+        name,
+        entrypoint=entrypoint,
+        inputs=[code],
+        outputs=[s3_output("out", f"s3://{bucket}/out/", "/opt/ml/processing/out")],
+    )
+
+    ran = localproc(
+        "run", str(localproc.write_payload(payload)), "--s3-endpoint-url", s3.endpoint_url
+    )
+
+    assert "Traceback" not in ran.output, ran.output[-3000:]
+    assert ran.exit_code == 1, ran.output[-3000:]
+    reason = localproc.record(name)["FailureReason"]
+    assert reason.startswith("ClientError: Failed to upload output"), reason
+    assert "not valid UTF-8" in reason
+    listed = s3.client.list_objects_v2(Bucket=bucket, Prefix="out/good")
+    assert listed.get("KeyCount") == 100  # the others all arrived
+    assert "abandoned" not in ran.stderr
+    # A name cannot forge a line of localproc's own output.
+    assert not any(
+        line.startswith("localproc: Completed") for line in ran.output.splitlines()
+    ), ran.output

@@ -633,6 +633,13 @@ class ContinuousUploader:
                 except (StoreError, StoreUnreachable, OSError) as err:
                     self._fail(bucket_key, f"s3://{bucket}/{key}: {err}")
                     return
+                except UnicodeError:  # botocore, for a key that is not valid UTF-8
+                    self._fail(
+                        bucket_key,
+                        f"s3://{bucket}/{key}: the file's name is not valid UTF-8, which an S3 "
+                        "key must be",
+                    )
+                    return
             task = UploadTask(target.folder / relative, bucket, key, target.host, snapshot.size)
             with self._cond:
                 self._paths.setdefault(path, _PathState()).done = _Version(

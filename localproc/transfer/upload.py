@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from localproc.spec.job import OutputSpec
-from localproc.storage import ObjectStore, StoreError, StoreUnreachable, parse_s3_uri
+from localproc.storage import ObjectStore, parse_s3_uri
 
 UPLOAD_WORKERS = 16  # as many in flight as downloads: small objects are latency-bound
 
@@ -77,6 +77,12 @@ class UploadReport:
         return f"{text}; and {more} more object(s) (each is listed in the run's log)"
 
 
+def _describe_error(err: BaseException) -> str:
+    if isinstance(err, UnicodeError):
+        return "the file's name is not valid UTF-8, which an S3 key must be"
+    return str(err) or type(err).__name__
+
+
 def output_key(s3_uri: str, relative_path: str) -> tuple[str, str]:
     bucket, prefix = parse_s3_uri(s3_uri)
     if prefix and not prefix.endswith("/"):
@@ -90,40 +96,38 @@ def regular_files(root: Path, skipped: list[str]) -> Iterator[str]:
         yield relative
 
 
+# An S3 key has at most 1,024 bytes, so no file below this many folders can be uploaded; the
+# scan stops there, which also bounds the folders it holds open (one per level).
+MAX_FOLDER_DEPTH = 512
+
+
 def scan_files(root: Path, skipped: list[str]) -> Iterator[tuple[str, os.stat_result]]:
     """(relative '/'-path, lstat result) of every regular file below root, never following a
-    symlink; symlinks, devices, sockets and FIFOs go to `skipped`.
+    symlink; symlinks, devices, sockets and FIFOs go to `skipped`, and so do folders deeper than
+    MAX_FOLDER_DEPTH (whose files could not have an S3 key).
 
     Each folder is opened relative to its parent with O_NOFOLLOW, so a sub-folder swapped for a
     symlink between being listed and being opened is not walked into (continuous uploads scan
     folders that running containers are still changing); entries that vanish meanwhile are
-    passed over.
+    passed over. The walk is depth first with an explicit stack (no recursion, whatever the
+    nesting), in name order.
     """
-    directory = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    yield from _scan_folder(directory, "", skipped)
-
-
-def _scan_folder(
-    directory: int, relative_dir: str, skipped: list[str]
-) -> Iterator[tuple[str, os.stat_result]]:
-    """Scan the open folder `directory` (closed at the end) and, depth first, its sub-folders."""
+    top = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    # Each frame: an open folder, its relative path, and the sub-folders still to visit.
+    stack: list[tuple[int, str, list[tuple[str, str]]]] = []
     try:
-        with os.scandir(directory) as listing:
-            entries = sorted(listing, key=lambda e: e.name)
-        folders: list[tuple[str, str]] = []
-        for entry in entries:
-            relative = f"{relative_dir}/{entry.name}" if relative_dir else entry.name
-            try:
-                info = entry.stat(follow_symlinks=False)
-            except FileNotFoundError:
+        stack.append((top, "", []))
+        yield from _scan_entries(top, "", stack[-1][2], skipped)
+        while stack:
+            directory, relative_dir, folders = stack[-1]
+            if not folders:
+                os.close(directory)
+                stack.pop()
                 continue
-            if stat.S_ISDIR(info.st_mode):
-                folders.append((entry.name, relative))
-            elif stat.S_ISREG(info.st_mode):
-                yield relative, info
-            else:
-                skipped.append(relative)
-        for name, relative in folders:
+            name, relative = folders.pop(0)
+            if len(stack) >= MAX_FOLDER_DEPTH:
+                skipped.append(relative + "/ (nested too deep for an S3 key)")
+                continue
             try:
                 inner = os.open(
                     name,
@@ -132,9 +136,38 @@ def _scan_folder(
                 )
             except (FileNotFoundError, NotADirectoryError):
                 continue  # removed, or replaced by a file or a symlink since it was listed
-            yield from _scan_folder(inner, relative, skipped)
+            except OSError:
+                skipped.append(relative + "/ (cannot be read)")
+                continue
+            stack.append((inner, relative, []))
+            yield from _scan_entries(inner, relative, stack[-1][2], skipped)
     finally:
-        os.close(directory)
+        for directory, _, _ in stack:
+            os.close(directory)
+
+
+def _scan_entries(
+    directory: int, relative_dir: str, folders: list[tuple[str, str]], skipped: list[str]
+) -> Iterator[tuple[str, os.stat_result]]:
+    """The regular files of one open folder; its sub-folders are added to `folders`."""
+    try:
+        with os.scandir(directory) as listing:
+            entries = sorted(listing, key=lambda e: e.name)
+    except OSError:
+        skipped.append((relative_dir or ".") + "/ (cannot be listed)")
+        return
+    for entry in entries:
+        relative = f"{relative_dir}/{entry.name}" if relative_dir else entry.name
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISDIR(info.st_mode):
+            folders.append((entry.name, relative))
+        elif stat.S_ISREG(info.st_mode):
+            yield relative, info
+        else:
+            skipped.append(relative)
 
 
 def upload_outputs(
@@ -150,7 +183,9 @@ def upload_outputs(
     `abandoned()`, it returns at once, with the objects not uploaded in `report.abandoned`."""
     report = UploadReport()
     owner: dict[tuple[str, str], str] = {}
-    tasks: list[UploadTask] = []
+    # Keyed by (bucket, key), in the order found: a later instance's copy replaces an earlier
+    # one in constant time (two instances writing the same 20,000 names was quadratic).
+    tasks: dict[tuple[str, str], UploadTask] = {}
     for (host, name), folder in folders.items():
         output = next(out for out in outputs if out.name == name)
         assert output.s3_uri is not None
@@ -163,22 +198,24 @@ def upload_outputs(
                     f"s3://{bucket}/{key} written by {owner[(bucket, key)]} and {host}; "
                     f"{host}'s copy is kept"
                 )
-                tasks = [t for t in tasks if (t.bucket, t.key) != (bucket, key)]
+                del tasks[(bucket, key)]
             owner[(bucket, key)] = host
-            tasks.append(UploadTask(folder / relative, bucket, key, host))
+            tasks[(bucket, key)] = UploadTask(folder / relative, bucket, key, host)
 
     def upload(task: UploadTask) -> None:
         try:
             store.upload_file(task.source, task.bucket, task.key, kms_key_id=kms_key_id)
-        except (StoreError, StoreUnreachable, OSError) as err:
+        except Exception as err:  # noqa: BLE001 - one object's failure, whatever it is
             # Unreachable too: the job is recorded, so it must end Failed naming the object.
-            report.failures.append(f"s3://{task.bucket}/{task.key}: {err}")
+            # Anything else (a name that is not UTF-8 makes botocore raise UnicodeEncodeError)
+            # fails this object alone, never the upload worker and the objects after it.
+            report.failures.append(f"s3://{task.bucket}/{task.key}: {_describe_error(err)}")
             return
         report.uploaded.append(task)
         if on_upload is not None:
             on_upload(task)
 
-    unfinished = run_abandonably(upload, tasks, UPLOAD_WORKERS, abandoned)
+    unfinished = run_abandonably(upload, list(tasks.values()), UPLOAD_WORKERS, abandoned)
     report.abandoned = [f"s3://{task.bucket}/{task.key}" for task in unfinished]
     return report
 
@@ -202,6 +239,7 @@ def run_abandonably(
         pending.put(item)
     lock = threading.Lock()
     done: set[int] = set()
+    errors: list[BaseException] = []
 
     def worker() -> None:
         while not abandoned():
@@ -211,6 +249,8 @@ def run_abandonably(
                 return
             try:
                 work(item)
+            except BaseException as err:  # a bug in `work`: kept, raised once all are done
+                errors.append(err)
             finally:
                 with lock:
                     done.add(id(item))
@@ -224,5 +264,7 @@ def run_abandonably(
     for thread in threads:
         while thread.is_alive() and not abandoned():
             thread.join(timeout=poll_seconds)
+    if errors and not abandoned():
+        raise errors[0]
     with lock:
         return [item for item in items if id(item) not in done]
