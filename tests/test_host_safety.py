@@ -227,6 +227,20 @@ def test_what_cannot_be_disarmed_is_reported_not_raised(tmp_path: Path) -> None:
     assert lines and lines[-1].startswith("warning: could not check or disarm 1 item(s)")
 
 
+def _script_job_with_output(s3: Any, stem: str, script: str) -> tuple[str, str, dict[str, Any]]:
+    """(bucket, job name, payload) of a job running `script` with one output, out/."""
+    bucket = s3.make_bucket()
+    entrypoint, code = script_input(s3, bucket, script)
+    name = unique_name(stem)
+    payload = job_payload(
+        name,
+        entrypoint=entrypoint,
+        inputs=[code],
+        outputs=[s3_output("out", f"s3://{bucket}/out/", "/opt/ml/processing/out")],
+    )
+    return bucket, name, payload
+
+
 DEEP_AND_LONG = r"""
 import os, shutil
 out = '/opt/ml/processing/out'
@@ -252,15 +266,7 @@ print('planted', flush=True)
 def test_setuid_files_nested_deep_or_behind_long_paths_are_disarmed_and_the_run_ends(
     localproc: Localproc, s3: Any
 ) -> None:
-    bucket = s3.make_bucket()
-    entrypoint, code = script_input(s3, bucket, DEEP_AND_LONG)
-    name = unique_name("deep")
-    payload = job_payload(
-        name,
-        entrypoint=entrypoint,
-        inputs=[code],
-        outputs=[s3_output("out", f"s3://{bucket}/out/", "/opt/ml/processing/out")],
-    )
+    bucket, name, payload = _script_job_with_output(s3, "deep", DEEP_AND_LONG)
 
     try:
         _check_deep_and_long(localproc, s3, bucket, name, payload)
@@ -308,15 +314,7 @@ open(out + b'/nl\nlocalproc: Completed: forged', 'w').write('z')
 def test_output_names_that_cannot_be_s3_keys_fail_those_objects_and_nothing_else(
     localproc: Localproc, s3: Any
 ) -> None:
-    bucket = s3.make_bucket()
-    entrypoint, code = script_input(s3, bucket, BAD_NAMES)
-    name = unique_name("badnames")
-    payload = job_payload(
-        name,
-        entrypoint=entrypoint,
-        inputs=[code],
-        outputs=[s3_output("out", f"s3://{bucket}/out/", "/opt/ml/processing/out")],
-    )
+    bucket, name, payload = _script_job_with_output(s3, "badnames", BAD_NAMES)
 
     ran = localproc(
         "run", str(localproc.write_payload(payload)), "--s3-endpoint-url", s3.endpoint_url

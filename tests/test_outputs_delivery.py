@@ -229,25 +229,17 @@ time.sleep(4)
 
 
 def test_s3_gone_by_upload_time_fails_the_job_naming_the_object(
-    localproc: Localproc, aws_test_env: None
+    localproc: Localproc, own_s3: tuple[str, Any, Any]
 ) -> None:
     # A server of this test's own, so that stopping it touches no other test.
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-    client.create_bucket(Bucket="vanishing")
-    client.put_object(Bucket="vanishing", Key="code/job.py", Body=WRITE_THEN_WAIT.encode())
+    endpoint, client, server = own_s3
+    client.put_object(Bucket="faults", Key="code/job.py", Body=WRITE_THEN_WAIT.encode())
     name = unique_name("s3-gone")
     payload = job_payload(
         name,
         entrypoint=["python3", "/opt/ml/processing/code/job.py"],
-        inputs=[s3_input("code", "s3://vanishing/code/", "/opt/ml/processing/code")],
-        outputs=[s3_output("result", f"s3://vanishing/{name}/", OUT)],
+        inputs=[s3_input("code", "s3://faults/code/", "/opt/ml/processing/code")],
+        outputs=[s3_output("result", f"s3://faults/{name}/", OUT)],
     )
     path = str(localproc.write_payload(payload))
     env = {**os.environ, "LOCALPROC_HOME": str(localproc.state_dir)}
@@ -270,5 +262,5 @@ def test_s3_gone_by_upload_time_fails_the_job_naming_the_object(
     record = localproc.record(name)
     assert record["ProcessingJobStatus"] == "Failed"
     assert record["FailureReason"].startswith(
-        f"ClientError: Failed to upload output s3://vanishing/{name}/result.txt: "
+        f"ClientError: Failed to upload output s3://faults/{name}/result.txt: "
     )
