@@ -390,6 +390,9 @@ def remove_tree(path: Path) -> None:
     """Remove a folder and everything in it, as far as possible, never following a symlink.
     What containers leave can be nested deeper than Python's own removal recurses (a job's
     folder 5,000 levels deep); `rm -rf` then walks it with directory descriptors instead."""
+    if path.is_symlink():  # a job folder linked from elsewhere: the link goes, not its target
+        path.unlink()
+        return
     try:
         shutil.rmtree(path, ignore_errors=True)
     except RecursionError:

@@ -74,3 +74,19 @@ def test_gc_removes_runner_logs_only_of_runs_that_never_recorded_their_job(
 
     assert report.removed_runner_logs == ["rejected"]
     assert sorted(p.stem for p in logs["recorded"].parent.iterdir()) == ["recorded", "starting"]
+
+
+def test_deleting_a_job_whose_folder_is_a_symlink_removes_the_link_and_leaves_no_trace(
+    tmp_path: Path,
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    store = JobStore(tmp_path / "state")
+    store.claim("linked", "arn")
+    store.create("linked", record_of("linked", "Completed"))
+    store.job_dir("linked").rename(elsewhere)
+    store.job_dir("linked").symlink_to(elsewhere)
+
+    store.delete("linked")
+
+    assert sorted(p.name for p in store.jobs_dir.iterdir()) == []
+    assert (elsewhere / "record.json").exists()  # what the link pointed to is not ours to delete
