@@ -43,14 +43,23 @@ def disarm_tree(root: Path) -> DisarmReport:
         return report
     if shutil.which("find") is None:
         return _disarm_walking(root, report)
-    privileged = _find(root, "-type", "f", "-perm", "/6000", "-print0")
-    removed = _find(root, "(", "-type", "b", "-o", "-type", "c", ")", "-print0", "-delete")
-    _find(root, "-type", "f", "-perm", "/6000", "-execdir", "chmod", "u-s,g-s", "--", "{}", "+")
-    left = set(_find(root, "-type", "f", "-perm", "/6000", "-print0"))
-    report.stripped = [path for path in privileged if path not in left]
-    report.removed = removed
-    report.failed = [f"{path}: could not remove its setuid/setgid bit" for path in sorted(left)]
-    report.failed += [f"{path}: could not be read" for path in _unreadable(root)]
+    # One walk does both (a run pays it once): device nodes are printed with a D and deleted,
+    # privileged files printed with an S and stripped in their own folder (-execdir: short
+    # names, whatever the depth). A second walk only checks the stripping where there was any.
+    for entry in _find(
+        root,
+        "(", "(", "-type", "b", "-o", "-type", "c", ")", "-printf", "D%p\\0", "-delete", ")",
+        "-o",
+        "(", "-type", "f", "-perm", "/6000", "-printf", "S%p\\0",
+        "-execdir", "chmod", "u-s,g-s", "--", "{}", "+", ")",
+    ):  # fmt: skip
+        (report.removed if entry[0] == "D" else report.stripped).append(entry[1:])
+    if report.stripped:
+        left = set(_find(root, "-type", "f", "-perm", "/6000", "-print0"))
+        report.failed = [f"{path}: could not remove its setuid/setgid bit" for path in sorted(left)]
+        report.stripped = [path for path in report.stripped if path not in left]
+    if os.geteuid() != 0:  # root enters every folder; anyone else may have been kept out
+        report.failed += [f"{path}: could not be read" for path in _unreadable(root)]
     return report
 
 
