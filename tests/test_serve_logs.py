@@ -20,7 +20,6 @@ import test_serve
 from docker_engine import EXAMPLE_IMAGE, Localproc, unique_name
 from serve_clients import (
     AWSCLI_REQUIREMENTS,
-    SAGEMAKER_SDK_REQUIREMENTS,
     SAGEMAKER_SDK_V3_REQUIREMENTS,
     ensure_venv,
     python_of,
@@ -36,6 +35,7 @@ from test_serve import (
 )
 
 serve = test_serve.serve  # the fixture: a `localproc serve` on the test's state dir and S3
+sagemaker_sdk_python = test_serve.sagemaker_sdk_python  # the fixture: the SDK v2's venv
 
 pytestmark = pytest.mark.docker
 
@@ -380,11 +380,6 @@ def test_aws_cli_reads_and_tails_a_jobs_logs(
 
 
 # -- the SageMaker Python SDK, default arguments ---------------------------------------------------
-@pytest.fixture(scope="session")
-def sagemaker_sdk_python() -> Path:
-    return python_of(ensure_venv("sagemaker-sdk", SAGEMAKER_SDK_REQUIREMENTS))
-
-
 @pytest.mark.timeout(VENV_TEST_TIMEOUT)
 def test_sagemaker_sdk_default_run_prints_the_jobs_logs(
     sagemaker_sdk_python: Path, serve: ServerFactory, s3: Any, localproc: Localproc
