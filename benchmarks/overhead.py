@@ -100,10 +100,20 @@ def _docker_trivial(settings: Settings, name: str, inputs: Path) -> Result:
     out.mkdir(parents=True)
     return run(
         [
-            "docker", "run", "--rm", "--name", name,
-            "-v", f"{inputs}:{INPUT_PATH}",
-            "-v", f"{out}:{OUTPUT_PATH}",
-            "--entrypoint", "sh", IMAGE, "-c", TRIVIAL_COMMAND,
+            "docker",
+            "run",
+            "--rm",
+            "--name",
+            name,
+            "-v",
+            f"{inputs}:{INPUT_PATH}",
+            "-v",
+            f"{out}:{OUTPUT_PATH}",
+            "--entrypoint",
+            "sh",
+            IMAGE,
+            "-c",
+            TRIVIAL_COMMAND,
         ],  # fmt: skip
         timeout=300,
     )
@@ -115,15 +125,24 @@ def _sdk_trivial(settings: Settings, python: Path, index: int) -> Result:
     output = f"trivial/sdk-output/{settings.run_id}-{index}"
     result = run(
         [
-            str(python), str(REPO / "benchmarks" / "sdk_job.py"),
-            "--s3-endpoint-url", settings.moto.endpoint,
-            "--image", IMAGE,
-            "--input", f"s3://{BUCKET}/{TRIVIAL_PREFIX}",
-            "--input-path", INPUT_PATH,
-            "--output", f"s3://{BUCKET}/{output}",
-            "--output-path", OUTPUT_PATH,
-            "--command", TRIVIAL_COMMAND,
-            "--bucket", BUCKET,
+            str(python),
+            str(REPO / "benchmarks" / "sdk_job.py"),
+            "--s3-endpoint-url",
+            settings.moto.endpoint,
+            "--image",
+            IMAGE,
+            "--input",
+            f"s3://{BUCKET}/{TRIVIAL_PREFIX}",
+            "--input-path",
+            INPUT_PATH,
+            "--output",
+            f"s3://{BUCKET}/{output}",
+            "--output-path",
+            OUTPUT_PATH,
+            "--command",
+            TRIVIAL_COMMAND,
+            "--bucket",
+            BUCKET,
         ],  # fmt: skip
         env=aws_env(AWS_ENDPOINT_URL_S3=settings.moto.endpoint),
         cwd=settings.workdir,

@@ -76,6 +76,7 @@ def machine() -> dict[str, str]:
 def code_version() -> str:
     """The localproc source being measured: commit plus the files changed on top of it (others
     may be editing the work tree while the benchmark runs)."""
+
     def git(*args: str) -> str:
         done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
                               timeout=60)  # fmt: skip

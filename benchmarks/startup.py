@@ -24,7 +24,7 @@ HEAVY_MODULES = ("boto3", "botocore", "s3transfer", "docker", "requests", "rich"
 _PROBE = f"""
 import json, sys
 sys.argv = ["localproc", "--help"]
-from localproc.cli import main
+from localproc.cli.app import main
 try:
     main()
 except SystemExit:

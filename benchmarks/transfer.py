@@ -206,11 +206,11 @@ def run_transfer(settings: Settings) -> Section:
         f"Whole-process wall time of both tools, median of {repeats} interleaved repeats after "
         "one unmeasured round, from and to the same moto endpoint, every byte checked "
         "(downloads: file count and size on disk; uploads: object count), uploads deleted after "
-        "each round. \"localproc storage layer\" is `benchmarks/transfer_worker.py`: "
+        'each round. "localproc storage layer" is `benchmarks/transfer_worker.py`: '
         "`open_store(...).list_objects` + `download_file` per object in a pool of localproc's "
         "`DOWNLOAD_WORKERS` threads, as `stage_inputs` does (uploads: `upload_file` in a pool of "
         "`UPLOAD_WORKERS`, as `upload_outputs` does), so it pays Python's and boto3's start-up "
-        "like the CLI does. \"staging inside `localproc run --no-cache`\" is the staging phase "
+        'like the CLI does. "staging inside `localproc run --no-cache`" is the staging phase '
         "of a real run (a job whose container runs `true`): from the arrival of its "
         "`staging N input object(s)` line to the moment it writes the instances' config files, "
         "which it does right after the last object is in place; it excludes start-up and "

@@ -15,6 +15,6 @@ def main() -> None:
             sys.stdout.write(text)
             sys.stdout.flush()
             return
-    from localproc.cli import main as cli_main
+    from localproc.cli.app import main as cli_main
 
     cli_main()

@@ -44,3 +44,16 @@ def identity_alive(info: dict[str, Any]) -> bool:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def runner_label(identity: dict[str, Any]) -> str:
+    """The identity as a Docker label value, so `gc` can judge leftovers without the record."""
+    return f"{identity['RunnerPid']}/{identity['RunnerStartTime']}/{identity['RunnerHost']}"
+
+
+def identity_from_label(label: str) -> dict[str, Any]:
+    pid, start, host = (label.split("/", 2) + ["", ""])[:3]
+    try:
+        return {"RunnerPid": int(pid), "RunnerStartTime": float(start), "RunnerHost": host}
+    except ValueError:
+        return {}

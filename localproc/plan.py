@@ -10,10 +10,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from localproc.catalog.instance_types import instance_type
 from localproc.errors import client_error
-from localproc.spec.echo import service_echo
-from localproc.spec.instance_types import instance_type
-from localproc.spec.job import InputSpec, JobSpec, OutputSpec
+from localproc.payload.echo import service_echo
+from localproc.payload.job import InputSpec, JobSpec, OutputSpec
 from localproc.storage import ObjectInfo, parse_s3_uri
 
 DEFAULT_ACCOUNT = "000000000000"

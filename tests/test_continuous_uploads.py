@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from s3_endpoint import S3Helper
 
-from localproc.spec.job import OutputSpec
+from localproc.payload.job import OutputSpec
 from localproc.storage import ObjectStore, open_store
 from localproc.transfer.continuous import ContinuousTarget, ContinuousUploader
 from localproc.transfer.upload import UploadReport

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from localproc.spec.job import OutputSpec
+from localproc.payload.job import OutputSpec
 from localproc.storage.folder import FolderStore
 from localproc.transfer.continuous import POLL_SECONDS, ContinuousTarget, ContinuousUploader
 

@@ -41,8 +41,11 @@ DAMAGES = {
         {**GOOD, "ProcessingJobStatus": "InProgress", "Localproc": {"RunnerPid": 999999}}
     ),
     "negative-pid": json.dumps(
-        {**GOOD, "ProcessingJobStatus": "InProgress",
-         "Localproc": {"RunnerPid": -5, "RunnerStartTime": 1.0}}
+        {
+            **GOOD,
+            "ProcessingJobStatus": "InProgress",
+            "Localproc": {"RunnerPid": -5, "RunnerStartTime": 1.0},
+        }
     ),  # fmt: skip
     "app-a-list": json.dumps({**GOOD, "AppSpecification": [1, 2]}),
     "outputs-a-string": json.dumps({**GOOD, "ProcessingOutputConfig": {"Outputs": "x"}}),
@@ -68,9 +71,7 @@ def damaged_state(localproc: Localproc) -> dict[str, Path]:
     logs = localproc.state_dir / "jobs" / "healthy" / "logs"
     logs.mkdir()
     (logs / "algo-1.log").write_text("hello from healthy\n")
-    return {
-        name: _write_record(localproc.state_dir, name, text) for name, text in DAMAGES.items()
-    }
+    return {name: _write_record(localproc.state_dir, name, text) for name, text in DAMAGES.items()}
 
 
 def _no_traceback(result: Any) -> None:
@@ -181,8 +182,12 @@ def test_stop_never_signals_a_process_a_record_cannot_prove_is_its_runner(
             localproc.state_dir,
             "victim",
             json.dumps(
-                {**GOOD, "ProcessingJobName": "victim", "ProcessingJobStatus": "InProgress",
-                 "Localproc": {"RunnerPid": bystander.pid}}
+                {
+                    **GOOD,
+                    "ProcessingJobName": "victim",
+                    "ProcessingJobStatus": "InProgress",
+                    "Localproc": {"RunnerPid": bystander.pid},
+                }
             ),  # fmt: skip
         )
         stopped = localproc("stop", "victim")

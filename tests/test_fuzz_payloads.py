@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from localproc.cli import app
+from localproc.cli.app import app
 
 SEED = 12
 PAYLOADS = 320

@@ -135,9 +135,7 @@ def test_a_pipe_swapped_for_a_symlink_to_a_host_fifo_feeds_nothing_to_the_host(
     reader = threading.Thread(target=read_host_fifo, daemon=True)
     reader.start()
     swap = f"cd /opt/ml/processing/in && ln -s {host_fifo} link && mv -T link data_0; sleep 3"
-    pipe = s3_input(
-        "data", f"s3://{bucket}/in/", "/opt/ml/processing/in", S3InputMode="Pipe"
-    )
+    pipe = s3_input("data", f"s3://{bucket}/in/", "/opt/ml/processing/in", S3InputMode="Pipe")
     payload = job_payload(unique_name("swap"), entrypoint=["sh", "-c", swap], inputs=[pipe])
 
     ran = localproc(
@@ -329,6 +327,6 @@ def test_output_names_that_cannot_be_s3_keys_fail_those_objects_and_nothing_else
     assert listed.get("KeyCount") == 100  # the others all arrived
     assert "abandoned" not in ran.stderr
     # A name cannot forge a line of localproc's own output.
-    assert not any(
-        line.startswith("localproc: Completed") for line in ran.output.splitlines()
-    ), ran.output
+    assert not any(line.startswith("localproc: Completed") for line in ran.output.splitlines()), (
+        ran.output
+    )

@@ -7,16 +7,16 @@ import math
 
 import pytest
 
-from localproc.spec import pricing
-from localproc.spec.instance_types import (
+from localproc.catalog import pricing
+from localproc.catalog.instance_types import (
     INSTANCE_TYPES,
     InstanceType,
     family_members,
     instance_type,
     smallest_fitting,
 )
-from localproc.spec.pricing import PRICES, estimate_cost, price_per_hour
-from localproc.spec.service_model import sagemaker_model
+from localproc.catalog.pricing import PRICES, estimate_cost, price_per_hour
+from localproc.payload.service_model import sagemaker_model
 
 GIB = 1024**3
 
@@ -25,7 +25,7 @@ def processing_instance_types() -> list[str]:
     return list(sagemaker_model().shape_for("ProcessingInstanceType").enum)
 
 
-# Types whose us-east-1 Processing price no public source gave (see localproc.spec.pricing).
+# Types whose us-east-1 Processing price no public source gave (see localproc.catalog.pricing).
 # Listed by name so that a type botocore adds later, with no price, still fails the test below.
 US_EAST_1_UNPRICED = frozenset(
     [

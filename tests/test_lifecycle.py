@@ -390,7 +390,7 @@ def test_eight_concurrent_runs_keep_eight_intact_records(localproc: Localproc, s
 @pytest.fixture
 def many_records(tmp_path: Path) -> Path:
     """A dozen records written as a run writes them (pure data: listing is pure logic)."""
-    from localproc.records import JobStore
+    from localproc.records.store import JobStore
 
     store = JobStore(tmp_path / "state")
     statuses = ["Completed", "Failed", "Stopped"]
@@ -526,8 +526,8 @@ def test_a_detached_run_that_cannot_record_its_job_in_time_is_ended(
     import socket
 
     from localproc import detach
-    from localproc.jobs import RunSettings
-    from localproc.records import JobStore
+    from localproc.execution.prepare import RunSettings
+    from localproc.records.store import JobStore
 
     monkeypatch.setattr(detach, "START_TIMEOUT_SECONDS", 3)
     with socket.create_server(("127.0.0.1", 0)) as silent:  # listens, never answers

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from localproc.errors import PayloadError
-from localproc.spec.echo import service_echo
-from localproc.spec.load import load_payload, to_create_request
-from localproc.spec.service_model import describe_only_members
+from localproc.payload.echo import service_echo
+from localproc.payload.load import load_payload, to_create_request
+from localproc.payload.service_model import describe_only_members
 
 Payload = dict[str, typing.Any]
 
@@ -138,7 +138,7 @@ def test_nan_is_not_json(tmp_path: Path) -> None:
 def test_a_payload_larger_than_the_cap_is_refused_naming_the_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import localproc.spec.load as load
+    import localproc.payload.load as load
 
     monkeypatch.setattr(load, "MAX_PAYLOAD_BYTES", 64)
     source = write(tmp_path, json.dumps({"a": "x" * 64}))
@@ -158,8 +158,8 @@ def test_dev_zero_is_refused_after_reading_no_more_than_the_cap() -> None:
 
 
 def test_the_cap_is_the_one_serve_applies_to_request_bodies() -> None:
-    import localproc.spec.load as load
-    from localproc.server import MAX_BODY_BYTES
+    import localproc.payload.load as load
+    from localproc.serve.server import MAX_BODY_BYTES
 
     assert load.MAX_PAYLOAD_BYTES == MAX_BODY_BYTES == 16 * 2**20
 
@@ -209,7 +209,7 @@ def test_payload_must_be_an_object(tmp_path: Path, text: str, kind: str) -> None
 def test_importing_the_spec_layer_loads_neither_botocore_nor_regex() -> None:
     code = (
         "import sys\n"
-        "import localproc.spec.echo, localproc.spec.load, localproc.spec.validate\n"
+        "import localproc.payload.echo, localproc.payload.load, localproc.payload.validate\n"
         "print(sorted(m for m in ('boto3', 'botocore', 'regex') if m in sys.modules))"
     )
     result = subprocess.run(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from localproc.errors import JobFailure
+from localproc.payload.job import job_from_request
 from localproc.plan import (
     HostCapacity,
     ImageConfig,
@@ -16,7 +17,6 @@ from localproc.plan import (
     resource_limits,
     shard,
 )
-from localproc.spec.job import job_from_request
 from localproc.storage import ObjectInfo
 
 IMAGE = ImageConfig("img", entrypoint=("ep", "--flag"), cmd=("default-cmd",))

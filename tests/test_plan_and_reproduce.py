@@ -19,7 +19,7 @@ from docker_engine import (
     unique_name,
 )
 
-from localproc.dryrun import cost_estimate
+from localproc.catalog.cost import cost_estimate
 
 
 def mixed_job(s3: Any, bucket: str, name: str) -> dict[str, Any]:

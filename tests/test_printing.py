@@ -14,8 +14,8 @@ import pytest
 from docker_engine import Localproc, job_payload, s3_input
 from test_logs_instance import record_job
 
+from localproc.cli.render import describe_table, list_table, run_summary
 from localproc.printable import printable, printable_line
-from localproc.render import describe_table, list_table, run_summary
 
 ESC = "\x1b"
 HOSTILE = "\x1b[2J\x1b]52;c;ZXZpbA==\x07red\rover\x9b\u202eevil\x00"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from localproc.errors import ValidationException
-from localproc.records import JOB_NAME_PATTERN, JobStore
-from localproc.spec.service_model import sagemaker_model
+from localproc.payload.service_model import sagemaker_model
+from localproc.records.store import JOB_NAME_PATTERN, JobStore
 
 
 def record_of(name: str, status: str) -> dict[str, str]:
@@ -38,7 +38,7 @@ def test_names_that_are_not_job_names_are_refused(tmp_path: Path, name: str) -> 
 
 
 def test_status_changes_follow_the_service(tmp_path: Path) -> None:
-    from localproc.records import IllegalTransition
+    from localproc.records.store import IllegalTransition
 
     store = JobStore(tmp_path)
     store.claim("job", "arn")
@@ -57,7 +57,7 @@ def test_gc_removes_runner_logs_only_of_runs_that_never_recorded_their_job(
     import os
     import time
 
-    from localproc.manage import ORPHAN_RUNNER_LOG_SECONDS, collect_garbage
+    from localproc.execution.leftovers import ORPHAN_RUNNER_LOG_SECONDS, collect_garbage
 
     store = JobStore(tmp_path)
     store.claim("recorded", "arn")

@@ -101,8 +101,8 @@ def test_an_unexpected_failure_answers_without_internals(tmp_path: Path) -> None
     # the detail in the server's log. The fault is injected into the real server class.
     import io
 
-    from localproc.jobs import RunSettings
-    from localproc.server import ProcessingApi, make_server
+    from localproc.execution.prepare import RunSettings
+    from localproc.serve.server import ProcessingApi, make_server
 
     def broken_start(request: dict[str, Any], settings: RunSettings) -> str:
         raise RuntimeError("secret internals at /private/path")
@@ -486,7 +486,7 @@ def test_a_pattern_too_costly_to_compile_is_refused_before_compiling(
 
 
 def test_regex_cost_check_refuses_without_compiling(monkeypatch: pytest.MonkeyPatch) -> None:
-    from localproc import cloudwatch_logs
+    from localproc.serve import cloudwatch_logs
 
     def no_compile(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("compiled a pattern the check should have refused")
@@ -532,8 +532,8 @@ def test_streams_whose_files_vanish_or_are_not_files_are_skipped(
 
 
 def test_a_log_file_that_vanishes_while_read_is_no_internal_failure(tmp_path: Path) -> None:
-    from localproc import cloudwatch_logs
-    from localproc.records import JobStore
+    from localproc.records.store import JobStore
+    from localproc.serve import cloudwatch_logs
 
     state = tmp_path / "state"
     job = ended_job(state, "vanishing")

@@ -11,8 +11,8 @@ import pytest
 from botocore.loaders import Loader, create_loader
 from botocore.model import ServiceModel, Shape
 
-from localproc.spec import service_model
-from localproc.spec.service_model import PROCESSING_OPERATIONS, SERVICE_NAME, processing_part
+from localproc.payload import service_model
+from localproc.payload.service_model import PROCESSING_OPERATIONS, SERVICE_NAME, processing_part
 
 
 @pytest.fixture(scope="module")

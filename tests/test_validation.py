@@ -9,9 +9,9 @@ import typing
 import pytest
 
 from localproc.errors import ParameterValidationError, ValidationException
-from localproc.spec.load import to_create_request
-from localproc.spec.service_model import create_request_shape
-from localproc.spec.validate import python_pattern, validate_create_request
+from localproc.payload.load import to_create_request
+from localproc.payload.service_model import create_request_shape
+from localproc.payload.validate import python_pattern, validate_create_request
 
 Payload = dict[str, typing.Any]
 
@@ -441,8 +441,8 @@ def test_map_with_too_many_entries() -> None:
 
 
 def test_every_model_pattern_compiles() -> None:
-    from localproc.spec.service_model import sagemaker_model
-    from localproc.spec.validate import compile_java_pattern
+    from localproc.payload.service_model import sagemaker_model
+    from localproc.payload.validate import compile_java_pattern
 
     model = sagemaker_model()
     patterns = {

@@ -314,9 +314,7 @@ class DockerEngine:
         with engine_errors(f"removing the containers and networks of run {run_id}"):
             containers = self.client.containers.list(all=True, filters=selector, sparse=True)
             networks = self.client.networks.list(filters=selector)
-        self._remove(
-            [c.id for c in containers], [n.id for n in networks], f"run {run_id}"
-        )
+        self._remove([c.id for c in containers], [n.id for n in networks], f"run {run_id}")
         try:
             firewall.remove_host_block(run_id)
         except OSError as err:

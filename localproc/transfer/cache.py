@@ -24,7 +24,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from localproc.records import private_dir
+from localproc.files import private_dir
 from localproc.storage import ObjectInfo, ObjectStore
 
 DEFAULT_CAP_BYTES = 10 * 2**30

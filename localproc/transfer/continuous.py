@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from localproc.spec.job import OutputSpec
+from localproc.payload.job import OutputSpec
 from localproc.storage import ObjectStore, StoreError, StoreUnreachable
 from localproc.transfer.upload import (
     UPLOAD_WORKERS,

@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from localproc.errors import client_error
+from localproc.payload.job import JobSpec
 from localproc.plan import InputListing, InstancePlan, JobPlan, StagedObject
-from localproc.spec.job import JobSpec
 from localproc.storage import ObjectStore, StoreError, StoreUnreachable, parse_s3_uri
 from localproc.transfer.cache import InputCache, copy_from_cache, link_or_copy
 from localproc.transfer.manifest import read_manifest

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from localproc.spec.job import OutputSpec
+from localproc.payload.job import OutputSpec
 from localproc.storage import ObjectStore, parse_s3_uri
 
 UPLOAD_WORKERS = 16  # as many in flight as downloads: small objects are latency-bound

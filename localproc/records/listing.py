@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from localproc.errors import ValidationException
-from localproc.records import parse_timestamp
+from localproc.records.store import parse_timestamp
 
 SUMMARY_FIELDS = (
     "ProcessingJobName",

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from localproc.jobs import Preparation
+from localproc.catalog.cost import cost_estimate
+from localproc.execution.prepare import Preparation
 from localproc.plan import JobPlan
-from localproc.records import parse_timestamp
 from localproc.runtime.engine import DEFAULT_NETWORK, job_network
-from localproc.spec.pricing import PRICES_DATE, estimate_cost, price_per_hour
 
 FIRST_KEYS = 5
 
@@ -44,29 +43,6 @@ def plan_document(prepared: Preparation) -> dict[str, Any]:
         ),
         "Notes": prepared.notes,
     }
-
-
-def cost_estimate(
-    type_name: str, count: int, seconds: float | None, region: str, actual: bool = False
-) -> dict[str, Any]:
-    """On-demand SageMaker price: count × hourly price × seconds. For a plan, `seconds` is
-    MaxRuntimeInSeconds (an upper bound); after a run, the run's duration."""
-    try:
-        hourly = price_per_hour(type_name, region)
-    except LookupError as err:
-        return {"Unavailable": str(err).strip("'\"")}
-    estimate: dict[str, Any] = {
-        "Region": region,
-        "InstanceType": type_name,
-        "InstanceCount": count,
-        "PricePerInstanceHourUsd": hourly,
-        "PricesTaken": PRICES_DATE,
-    }
-    if seconds is not None:
-        key = "ActualUsd" if actual else "UpToUsd"
-        estimate["Seconds"] = seconds
-        estimate[key] = round(estimate_cost(type_name, count, seconds, region), 6)
-    return estimate
 
 
 def _command(prepared: Preparation) -> dict[str, Any]:
@@ -131,16 +107,3 @@ def _instance_plans(plan: JobPlan) -> list[dict[str, Any]]:
         }
         for instance in plan.instances
     ]
-
-
-def actual_cost(described: dict[str, Any]) -> dict[str, Any] | None:
-    """What the recorded run's duration (start to end of its containers) would have cost."""
-    start, end = described.get("ProcessingStartTime"), described.get("ProcessingEndTime")
-    if not start or not end:
-        return None
-    seconds = (parse_timestamp(end) - parse_timestamp(start)).total_seconds()
-    cluster = described["ProcessingResources"]["ClusterConfig"]
-    region = described["ProcessingJobArn"].split(":")[3]
-    return cost_estimate(
-        cluster["InstanceType"], cluster["InstanceCount"], seconds, region, actual=True
-    )

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from localproc.errors import ExitStatus, LocalprocError
-from localproc.jobs import RunSettings, job_arn_for
-from localproc.records import JobStore, private_dir
+from localproc.execution.prepare import RunSettings, job_arn_for
+from localproc.files import private_dir
+from localproc.records.store import JobStore
 
 START_TIMEOUT_SECONDS = 120
 # The background run finds the claim its parent made for it here (see RunSettings.claim_token).

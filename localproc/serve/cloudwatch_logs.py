@@ -46,8 +46,8 @@ from typing import TYPE_CHECKING, Any
 import regex
 
 from localproc.errors import LocalprocError, ParameterValidationError, ValidationException
-from localproc.manage import describe_job
-from localproc.records import ENDED, JobStore, now
+from localproc.records.store import ENDED, JobStore, now
+from localproc.service.jobs import describe_job
 
 if TYPE_CHECKING:
     from botocore.model import ServiceModel
@@ -117,7 +117,7 @@ def target_prefix() -> str:
 def check_request(operation: str, body: dict[str, Any]) -> None:
     """The model's checks (unknown members, types, min/max, enums, patterns) in the service's
     wording, as InvalidParameterException: CloudWatch Logs' code for all of them."""
-    from localproc.spec.validate import _validate_against
+    from localproc.payload.validate import _validate_against
 
     try:
         _validate_against(logs_model().operation_model(operation).input_shape, body, lambda: ())
@@ -714,8 +714,10 @@ def _check_regex_cost(source: str) -> None:
                 atom(max(stack.pop()[0], 1))
         elif char in "*+?|":  # repeats that add no copies; alternatives add up
             position += 1
-        elif char == "{" and (found := _REPEAT.match(source, position)) and (
-            found.group(1) or found.group(3)
+        elif (
+            char == "{"
+            and (found := _REPEAT.match(source, position))
+            and (found.group(1) or found.group(3))
         ):
             counts = [int(g) for g in (found.group(1), found.group(3)) if g]
             count = max(counts)

@@ -30,9 +30,6 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TextIO
 
-from localproc import cloudwatch_logs
-from localproc.cloudwatch_logs import CloudWatchLogs
-from localproc.detach import DetachedRunRejected, start_detached
 from localproc.errors import (
     CannotRunHere,
     DamagedRecord,
@@ -43,14 +40,17 @@ from localproc.errors import (
     ResourceNotFound,
     ValidationException,
 )
-from localproc.httpserve import BoundedHTTPServer, OneRequestHandler
-from localproc.jobs import RunSettings, job_arn_for, prepare_request
-from localproc.listing import ListQuery
-from localproc.manage import delete_job, describe_job, list_jobs, stop_job
+from localproc.execution.prepare import RunSettings, job_arn_for, prepare_request
+from localproc.payload.service_model import sagemaker_model
+from localproc.payload.validate import validate_operation_input, violation
 from localproc.printable import printable, printable_line
-from localproc.records import RUNNING, JobStore
-from localproc.spec.service_model import sagemaker_model
-from localproc.spec.validate import validate_operation_input, violation
+from localproc.records.listing import ListQuery
+from localproc.records.store import RUNNING, JobStore
+from localproc.serve import cloudwatch_logs
+from localproc.serve.cloudwatch_logs import CloudWatchLogs
+from localproc.serve.httpserve import BoundedHTTPServer, OneRequestHandler
+from localproc.service.detach import DetachedRunRejected, start_detached
+from localproc.service.jobs import delete_job, describe_job, list_jobs, stop_job
 
 if TYPE_CHECKING:
     from botocore.model import Shape

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from localproc.errors import ValidationException
-from localproc.spec.load import to_create_request
-from localproc.spec.service_model import create_request_shape
+from localproc.payload.load import to_create_request
+from localproc.payload.service_model import create_request_shape
 
 DEFAULT_VOLUME_SIZE_GB = 30  # what the SageMaker Python SDK asks for when not told
 

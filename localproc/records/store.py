@@ -30,8 +30,6 @@ import json
 import os
 import re
 import secrets
-import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -46,6 +44,7 @@ from localproc.errors import (
     ResourceNotFound,
     ValidationException,
 )
+from localproc.files import private_dir, remove_tree
 from localproc.liveness import identity_alive, process_identity
 
 # ProcessingJobName's pattern in the SageMaker model (tests/test_records.py checks they agree).
@@ -384,30 +383,6 @@ def _shape_problems(value: Any, shape: Any, where: str) -> list[str]:
 def _short(err: BaseException) -> str:
     text = str(err)
     return text if len(text) <= 120 else text[:117] + "..."
-
-
-def remove_tree(path: Path) -> None:
-    """Remove a folder and everything in it, as far as possible, never following a symlink.
-    What containers leave can be nested deeper than Python's own removal recurses (a job's
-    folder 5,000 levels deep); `rm -rf` then walks it with directory descriptors instead."""
-    if path.is_symlink():  # a job folder linked from elsewhere: the link goes, not its target
-        path.unlink()
-        return
-    try:
-        shutil.rmtree(path, ignore_errors=True)
-    except RecursionError:
-        subprocess.run(
-            ["rm", "-rf", "--one-file-system", "--", str(path)], capture_output=True, check=False
-        )
-
-
-def private_dir(path: Path) -> Path:
-    """A folder of the state dir that only its owner may enter: what jobs wrote (their inputs,
-    outputs, logs) is nobody else's to read, run or change."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if os.stat(path).st_mode & 0o077:
-        os.chmod(path, 0o700)
-    return path
 
 
 # -- claims --------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typing
 
-from localproc.spec.service_model import create_request_shape, describe_response_shape
+from localproc.payload.service_model import create_request_shape, describe_response_shape
 
 if typing.TYPE_CHECKING:
     from botocore.model import Shape, StructureShape

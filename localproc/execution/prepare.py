@@ -18,18 +18,19 @@ from typing import Any, TextIO
 import psutil
 
 from localproc.errors import CannotRunHere, JobFailure
-from localproc.manage import collect_garbage, runner_identity
+from localproc.execution.leftovers import collect_garbage
+from localproc.execution.runner import Notify, Runner, RunOutcome, RunSettings, stop_on_signals
+from localproc.liveness import process_identity
 from localproc.plan import HostCapacity, ImageConfig, JobPlan, build_plan, job_arn
-from localproc.records import PRIVATE_KEY, JobStore, now, timestamp
-from localproc.runner import Notify, Runner, RunOutcome, RunSettings, stop_on_signals
+from localproc.records.store import PRIVATE_KEY, JobStore, now, timestamp
 
 __all__ = ["Preparation", "RunOutcome", "RunSettings", "prepare", "prepare_request", "run_job"]
+from localproc.payload.echo import service_echo
+from localproc.payload.job import JobSpec, job_from_request
+from localproc.payload.load import to_create_request
+from localproc.payload.validate import validate_create_request
 from localproc.runtime import firewall
 from localproc.runtime.engine import DockerEngine
-from localproc.spec.echo import service_echo
-from localproc.spec.job import JobSpec, job_from_request
-from localproc.spec.load import to_create_request
-from localproc.spec.validate import validate_create_request
 from localproc.storage import ObjectStore, open_store
 from localproc.storage.credentials import configured_region, host_credentials_environment
 from localproc.transfer.progress import TransferProgress
@@ -264,5 +265,5 @@ def _initial_record(job: JobSpec, arn: str, settings: RunSettings) -> dict[str, 
         "ProcessingJobStatus": "InProgress",
         "CreationTime": created,
         "LastModifiedTime": created,
-        PRIVATE_KEY: {**runner_identity(), "KeepStaging": settings.keep_staging},
+        PRIVATE_KEY: {**process_identity(), "KeepStaging": settings.keep_staging},
     }

@@ -22,10 +22,10 @@ import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from localproc.errors import ParameterValidationError, ValidationException
+from localproc.payload import image_reference
+from localproc.payload.service_model import create_request_shape
 from localproc.printable import printable_line
 from localproc.s3uri import parse_s3_uri
-from localproc.spec import image_reference
-from localproc.spec.service_model import create_request_shape
 
 if typing.TYPE_CHECKING:
     from botocore.model import ListShape, MapShape, Shape, StructureShape
@@ -54,7 +54,7 @@ def validate_create_request(request: dict[str, typing.Any]) -> None:
 def validate_operation_input(operation: str, request: dict[str, typing.Any]) -> None:
     """The model's checks (both passes) for any SageMaker operation's input, e.g. the
     Describe/List/Stop/Delete requests `localproc serve` receives."""
-    from localproc.spec.service_model import sagemaker_model
+    from localproc.payload.service_model import sagemaker_model
 
     shape = sagemaker_model().operation_model(operation).input_shape
     _validate_against(shape, request, lambda: list(_text_problems(request, shape, "")))

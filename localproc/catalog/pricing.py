@@ -41,12 +41,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from localproc.spec import instance_types as _catalog
+from localproc.catalog import instance_types as _catalog
 
 PRICES_SOURCE: str = (
     "Amazon SageMaker AI pricing page, On-Demand, Processing tab "
     "(https://aws.amazon.com/sagemaker/ai/pricing/) and the AWS Price List, via public copies; "
-    "see localproc.spec.pricing for which figures are Processing-labelled"
+    "see localproc.catalog.pricing for which figures are Processing-labelled"
 )
 PRICES_DATE: str = "2026-11-29"
 

@@ -16,15 +16,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from localproc.catalog.instance_types import instance_type, smallest_fitting
 from localproc.errors import ExitStatus, JobFailure, LocalprocError, algorithm_error
-from localproc.manage import SCRATCH_DIR, runner_identity, runner_label
+from localproc.execution.leftovers import SCRATCH_DIR
+from localproc.files import remove_tree
+from localproc.liveness import process_identity, runner_label
+from localproc.payload.job import JobSpec
 from localproc.plan import JobPlan
-from localproc.records import (
+from localproc.records.store import (
     PRIVATE_KEY,
     IllegalTransition,
     JobStore,
     now,
-    remove_tree,
     timestamp,
 )
 from localproc.runtime import JOB_LABEL, RUN_LABEL, RUNNER_LABEL
@@ -41,8 +44,6 @@ from localproc.runtime.engine import (
     pids_limit,
 )
 from localproc.runtime.logs import LogSink
-from localproc.spec.instance_types import instance_type, smallest_fitting
-from localproc.spec.job import JobSpec
 from localproc.storage import ObjectStore
 from localproc.transfer.cache import DEFAULT_CAP_BYTES, InputCache
 from localproc.transfer.continuous import ContinuousTarget, ContinuousUploader
@@ -169,7 +170,7 @@ class Runner:
         self.labels = {
             JOB_LABEL: job.name,
             RUN_LABEL: self.run_id,
-            RUNNER_LABEL: runner_label(runner_identity()),
+            RUNNER_LABEL: runner_label(process_identity()),
         }
         self.network = job_network(
             job.name, job.instance_count, job.network_isolation, run_id=self.run_id

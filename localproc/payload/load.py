@@ -9,7 +9,7 @@ import typing
 from pathlib import Path
 
 from localproc.errors import PayloadError
-from localproc.spec.service_model import describe_only_members
+from localproc.payload.service_model import describe_only_members
 
 STDIN_SOURCE = "-"
 _STDIN_NAME = "<stdin>"

@@ -62,8 +62,8 @@ def _fail(err: LocalprocError) -> NoReturn:
 
 
 def _load_request(payload: str, name: str | None = None) -> dict[str, Any]:
-    from localproc.jobs import prepare_request
-    from localproc.spec.load import load_payload
+    from localproc.execution.prepare import prepare_request
+    from localproc.payload.load import load_payload
 
     return prepare_request(load_payload(payload, sys.stdin), name)
 
@@ -159,7 +159,7 @@ def _settings(
     cache_size_gb: float = 10.0,
     pass_aws_credentials: bool = False,
 ) -> Any:
-    from localproc.jobs import RunSettings
+    from localproc.execution.prepare import RunSettings
 
     _check_range(stop_grace, "--stop-grace", 0, MAX_STOP_GRACE_SECONDS, "seconds")
     _check_range(cache_size_gb, "--cache-size-gb", 0, math.inf, "GB")
@@ -192,9 +192,9 @@ def plan(
 ) -> None:
     """Dry run: what `run` would do, per instance, and what the job would cost on SageMaker.
     Starts no container and writes nothing. Exit 0, or 1 when the job would fail."""
-    from localproc.dryrun import plan_document
-    from localproc.jobs import prepare
-    from localproc.render import plan_text
+    from localproc.cli.render import plan_text
+    from localproc.execution.plan_document import plan_document
+    from localproc.execution.prepare import prepare
 
     settings = _settings(
         state_dir, s3_root, s3_endpoint_url, region, no_resource_limits=no_resource_limits
@@ -272,9 +272,9 @@ def reproduce(
 ) -> None:
     """Fetch a real job's DescribeProcessingJob and run it here, under the same name (or
     --name). Its inputs come from the same S3 URIs (or --s3-root). Exit codes as for `run`."""
-    from localproc.jobs import prepare_request, resolve_region
-    from localproc.remote import describe_remote_job
-    from localproc.reproduce import ResourceOverrides, request_from_description
+    from localproc.execution.prepare import prepare_request, resolve_region
+    from localproc.payload.reproduce import ResourceOverrides, request_from_description
+    from localproc.sagemaker_api import describe_remote_job
 
     settings = _settings(
         state_dir, s3_root, s3_endpoint_url, region, keep_staging, stop_grace,
@@ -292,15 +292,15 @@ def reproduce(
 
 
 def _run_request(request: dict[str, Any], settings: Any, detach: bool, as_json: bool) -> NoReturn:
-    from localproc.jobs import run_job
-    from localproc.records import JobStore, describe_shape
-    from localproc.render import run_summary
+    from localproc.cli.render import run_summary
+    from localproc.execution.prepare import run_job
+    from localproc.records.store import JobStore, describe_shape
 
     log_stream = sys.stderr if as_json else sys.stdout
     colour = log_stream.isatty() and "NO_COLOR" not in os.environ
     try:
         if detach:
-            from localproc.detach import start_detached
+            from localproc.service.detach import start_detached
 
             typer.echo(start_detached(request, settings))
             raise typer.Exit(0)
@@ -327,7 +327,7 @@ def _run_request(request: dict[str, Any], settings: Any, detach: bool, as_json: 
 
 
 def _store(state_dir: Path) -> Any:
-    from localproc.records import JobStore
+    from localproc.records.store import JobStore
 
     return JobStore(state_dir.expanduser())
 
@@ -343,7 +343,7 @@ def describe(
     as_json: JsonOption = False,
 ) -> None:
     """DescribeProcessingJob: the recorded job, as the service describes it."""
-    from localproc.manage import describe_job
+    from localproc.service.jobs import describe_job
 
     try:
         described = describe_job(_store(state_dir), name)
@@ -352,9 +352,8 @@ def describe(
     if as_json:
         _print_json(described)
         return
-    from localproc.dryrun import actual_cost
-    from localproc.manage import usage_lines
-    from localproc.render import cost_text, describe_table
+    from localproc.cli.render import cost_text, describe_table
+    from localproc.service.jobs import actual_cost, usage_lines
 
     cost = actual_cost(described)
     store = _store(state_dir)
@@ -392,8 +391,8 @@ def list_(
     as_json: JsonOption = False,
 ) -> None:
     """ListProcessingJobs: recorded jobs, newest first, with the service's filters and paging."""
-    from localproc.listing import ListQuery
-    from localproc.manage import list_jobs
+    from localproc.records.listing import ListQuery
+    from localproc.service.jobs import list_jobs
 
     try:
         query = ListQuery(
@@ -421,7 +420,7 @@ def list_(
         for damaged in unreadable:  # beside the API's shape, which has no place for them
             _notify(f"warning: {damaged}")
         return
-    from localproc.render import list_table
+    from localproc.cli.render import list_table
 
     typer.echo(list_table(page))
     for damaged in unreadable:
@@ -452,7 +451,7 @@ def stop(
 ) -> None:
     """StopProcessingJob: the job goes Stopping, its containers get SIGTERM, then SIGKILL after
     the grace period, outputs are uploaded, and it ends Stopped."""
-    from localproc.manage import stop_job
+    from localproc.service.jobs import stop_job
 
     try:
         record = stop_job(_store(state_dir), name)
@@ -472,7 +471,7 @@ def delete(
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
 ) -> None:
     """DeleteProcessingJob: remove an ended job's record, logs and local outputs; frees the name."""
-    from localproc.manage import delete_job
+    from localproc.service.jobs import delete_job
 
     try:
         delete_job(_store(state_dir), name)
@@ -491,7 +490,7 @@ def logs(
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
 ) -> None:
     """The job's container logs, each line prefixed with its instance."""
-    from localproc.manage import follow_logs
+    from localproc.service.jobs import follow_logs
 
     def emit(host: str, line: str) -> None:
         # The saved log keeps the container's bytes; the terminal gets text.
@@ -513,7 +512,7 @@ def gc(
 ) -> None:
     """Remove containers, networks and staging left by jobs whose runner is gone, and record
     such jobs as Failed."""
-    from localproc.manage import collect_garbage, connect_engine_if_possible
+    from localproc.execution.leftovers import collect_garbage, connect_engine_if_possible
 
     engine = connect_engine_if_possible()
     report = collect_garbage(_store(state_dir), engine, cache_cap_bytes=int(cache_size_gb * 2**30))
@@ -566,7 +565,7 @@ def serve(
     ProcessingJob, so boto3, the AWS CLI and the SageMaker Python SDK run jobs here
     (`--endpoint-url http://127.0.0.1:PORT`). Jobs run in background processes and keep running
     when the server stops (Ctrl-C or SIGTERM); StopProcessingJob or `localproc stop` stops them."""
-    from localproc.server import serve as serve_forever
+    from localproc.serve.server import serve as serve_forever
 
     settings = _settings(
         state_dir, s3_root, s3_endpoint_url, region, keep_staging, stop_grace,

@@ -1,0 +1,2 @@
+"""Running one job: prepare (validate what only this host can tell, plan), then the steps of a
+run, and putting right what dead runs left behind."""

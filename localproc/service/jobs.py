@@ -1,0 +1,209 @@
+"""Operations on recorded jobs, as both front doors offer them: describe, list, stop, delete
+and logs. A record whose runner died is put right first (execution.leftovers)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import stat
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from localproc.catalog.cost import cost_estimate
+from localproc.errors import DamagedRecord
+from localproc.execution.leftovers import (
+    load_reconciled,
+    remove_orphaned_containers,
+    runner_alive,
+)
+from localproc.records.listing import ListQuery, list_page
+from localproc.records.store import (
+    ENDED,
+    PRIVATE_KEY,
+    RUNNING,
+    JobStore,
+    describe_shape,
+    now,
+    parse_timestamp,
+    timestamp,
+)
+from localproc.transfer.disarm import disarm_tree
+
+# `stop` of a job whose runner died: its containers are stopped and removed, nothing uploaded.
+RUNNER_DIED_STOPPED = (
+    "Stopped: stop requested. The runner had exited unexpectedly: its containers were stopped "
+    "and removed, and no outputs were uploaded."
+)
+
+
+def describe_job(store: JobStore, name: str) -> dict[str, Any]:
+    return _without_nulls(describe_shape(load_reconciled(store, name)))
+
+
+def usage_lines(store: JobStore, name: str) -> list[str]:
+    """Each instance's peak memory and CPU, with the smallest instance type that would have
+    held it, as `run` printed them at the end (none for a job that ran no container)."""
+    return list((store.load(name).get(PRIVATE_KEY) or {}).get("UsageLines") or [])
+
+
+def list_jobs(
+    store: JobStore, query: ListQuery, unreadable: list[DamagedRecord] | None = None
+) -> dict[str, Any]:
+    """ListProcessingJobs over the readable records; a damaged one is left out of the page (it
+    has no fields to filter or sort by) and added to `unreadable`, for the caller to show."""
+    query.check()
+    records = []
+    for name in store.names():
+        try:
+            records.append(load_reconciled(store, name))
+        except DamagedRecord as damaged:
+            if unreadable is not None:
+                unreadable.append(damaged)
+    return list_page(records, query)
+
+
+def stop_job(store: JobStore, name: str) -> dict[str, Any]:
+    """StopProcessingJob: mark the job Stopping and tell its runner, which stops the containers
+    (SIGTERM, grace period, SIGKILL), uploads outputs and records Stopped. A job whose runner
+    died is stopped here: its containers are removed and it is recorded Stopped."""
+    current = store.load(name)
+    if current.get("ProcessingJobStatus") in RUNNING and not runner_alive(current):
+        if remove_orphaned_containers(name, current):
+            disarm_tree(store.job_dir(name))
+        if current["ProcessingJobStatus"] == "InProgress":
+            store.request_stop(name)
+        ended = store.update(
+            name,
+            {
+                "ProcessingJobStatus": "Stopped",
+                "FailureReason": RUNNER_DIED_STOPPED,
+                "ProcessingEndTime": timestamp(now()),
+            },
+        )
+        return describe_shape(ended)
+    load_reconciled(store, name)
+    record = store.request_stop(name)
+    info = record.get(PRIVATE_KEY) or {}
+    if runner_alive(record) and info.get("RunnerHost") in (None, socket.gethostname()):
+        os.kill(int(info["RunnerPid"]), signal.SIGTERM)
+    return describe_shape(record)
+
+
+def delete_job(store: JobStore, name: str) -> None:
+    # A dead runner's job is Failed, so deletable; a damaged record is deletable as it is.
+    with contextlib.suppress(DamagedRecord):
+        load_reconciled(store, name)
+    store.delete(name)
+
+
+def _without_nulls(value: Any) -> Any:
+    """The service omits absent optional members from its responses."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+# -- logs ----------------------------------------------------------------------------------------
+def log_files(store: JobStore, name: str, instance: str | None) -> list[Path]:
+    """The log files of the job's instances (algo-1 … algo-N; a file may not exist yet), or of
+    the one `instance`, which must be one of them: a name is never made into a path otherwise
+    (`--instance ../../x` would read any *.log file). ValidationException names the valid ones."""
+    record = store.load(name)  # ResourceNotFound for an unknown job
+    folder = store.job_dir(name) / "logs"
+    hosts = _instance_hosts(record, folder)
+    if instance is None:
+        return [folder / f"{host}.log" for host in hosts]
+    if instance not in hosts:
+        from localproc.errors import ValidationException
+        from localproc.printable import printable_line
+
+        raise ValidationException.single(
+            f"--instance: '{printable_line(instance)}' is not an instance of processing job "
+            f"{name}; its instances are {', '.join(hosts)}."
+        )
+    return [folder / f"{instance}.log"]
+
+
+_HOST_LOG = re.compile(r"algo-([1-9][0-9]*)\.log")
+
+
+def _instance_hosts(record: dict[str, Any], folder: Path) -> list[str]:
+    """algo-1 … algo-N from the record's InstanceCount; from the log files there are when the
+    record lacks it."""
+    resources = record.get("ProcessingResources")
+    cluster = resources.get("ClusterConfig") if isinstance(resources, dict) else None
+    count = cluster.get("InstanceCount") if isinstance(cluster, dict) else None
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        found = (_HOST_LOG.fullmatch(p.name) for p in folder.glob("algo-*.log"))
+        count = max((int(m.group(1)) for m in found if m), default=0)
+    return [f"algo-{index}" for index in range(1, count + 1)]
+
+
+def follow_logs(
+    store: JobStore,
+    name: str,
+    instance: str | None,
+    follow: bool,
+    emit: Callable[[str, str], None],
+    poll_seconds: float = 0.2,
+) -> None:
+    """Call emit(host, line) for each saved line; with `follow`, keep reading new lines until
+    the job has ended and every file is read to its end."""
+    offsets: dict[Path, int] = {}
+    pending: dict[Path, bytes] = {}
+    while True:
+        ended = load_reconciled(store, name).get("ProcessingJobStatus") in ENDED
+        for path in log_files(store, name, instance):
+            for line in _new_lines(path, offsets, pending, flush=ended or not follow):
+                emit(path.stem, line)
+        if not follow or ended:
+            return
+        time.sleep(poll_seconds)
+
+
+def _new_lines(
+    path: Path, offsets: dict[Path, int], pending: dict[Path, bytes], flush: bool
+) -> Iterator[str]:
+    # Never following a link, never blocking on a FIFO, and only a regular file: the logs
+    # folder is localproc's, but a state dir can be damaged (a folder where a log should be).
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        problem = f"its log cannot be read ({err.strerror})"
+        raise DamagedRecord(path.parent.parent.name, path, problem) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise DamagedRecord(path.parent.parent.name, path, "its log is not a regular file")
+    with os.fdopen(fd, "rb") as handle:
+        handle.seek(offsets.get(path, 0))
+        data = pending.get(path, b"") + handle.read()
+        offsets[path] = handle.tell()
+    *lines, rest = data.split(b"\n")
+    pending[path] = rest
+    for raw in lines:
+        yield raw.decode("utf-8", errors="replace")
+    if flush and rest:
+        pending[path] = b""
+        yield rest.decode("utf-8", errors="replace")
+
+
+def actual_cost(described: dict[str, Any]) -> dict[str, Any] | None:
+    """What the recorded run's duration (start to end of its containers) would have cost."""
+    start, end = described.get("ProcessingStartTime"), described.get("ProcessingEndTime")
+    if not start or not end:
+        return None
+    seconds = (parse_timestamp(end) - parse_timestamp(start)).total_seconds()
+    cluster = described["ProcessingResources"]["ClusterConfig"]
+    region = described["ProcessingJobArn"].split(":")[3]
+    return cost_estimate(
+        cluster["InstanceType"], cluster["InstanceCount"], seconds, region, actual=True
+    )
