@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 from docker_engine import Localproc, job_payload, s3_input
-from test_logs_instance import record_job
 
+from integration.test_logs_instance import record_job
 from localproc.cli.render import describe_table, list_table, run_summary
 from localproc.printable import printable, printable_line
 
