@@ -1,5 +1,6 @@
 """Know before you run: `plan` shows exactly what `run` stages, creates nothing, estimates the
-SageMaker cost; `reproduce` runs a job described by a SageMaker API endpoint."""
+SageMaker cost (its arithmetic: tests/unit/test_plan_and_reproduce.py); `reproduce` runs a job
+described by a SageMaker API endpoint."""
 
 from __future__ import annotations
 
@@ -18,8 +19,6 @@ from docker_engine import (
     script_input,
     unique_name,
 )
-
-from localproc.catalog.cost import cost_estimate
 
 
 def mixed_job(s3: Any, bucket: str, name: str) -> dict[str, Any]:
@@ -151,27 +150,6 @@ def test_plan_reports_a_missing_image_instead_of_pulling(localproc: Localproc, s
     doc = json.loads(planned.stdout)
     assert doc["Image"]["Status"] == "not on this host: run would pull it"
     assert doc["Command"]["Argv"] is None
-
-
-@pytest.mark.parametrize(
-    ("type_name", "count", "seconds", "expected"),
-    [
-        ("ml.m5.xlarge", 2, 1800, 2 * 0.23 * 0.5),
-        ("ml.t3.medium", 1, 3600, 0.05),
-        ("ml.m5.large", 4, 90, 4 * 0.115 * 90 / 3600),
-    ],
-)
-def test_cost_arithmetic(type_name: str, count: int, seconds: int, expected: float) -> None:
-    estimate = cost_estimate(type_name, count, seconds, "us-east-1")
-    assert estimate["UpToUsd"] == pytest.approx(expected)
-
-
-def test_cost_without_a_known_price_says_so() -> None:
-    estimate = cost_estimate("ml.m5.xlarge", 1, 60, "ap-south-2")
-    assert (
-        "no SageMaker Processing price is known for ml.m5.xlarge in ap-south-2"
-        in (estimate["Unavailable"])
-    )
 
 
 def test_describe_shows_what_the_run_would_have_cost(localproc: Localproc, s3: Any) -> None:
