@@ -1,5 +1,13 @@
-"""`run --detach`: the job runs on in a background process of its own (a new session, so the
-terminal's Ctrl-C does not reach it); this process returns once the job is recorded."""
+"""`run --detach` (and `serve`'s CreateProcessingJob): the job runs on in a background process
+of its own (a new session, so the terminal's Ctrl-C does not reach it); this process returns
+once the job is recorded.
+
+The background run is `localproc run -`: the validated request on its stdin, the settings as
+its options (written by `RunOptions.to_argv`, from the same declaration the CLI parses), the
+name's claim token and the path of a status file in its environment. Its output goes to the
+runner log (state_dir/runners/NAME.log), for people. If it is rejected before recording the job,
+it writes the status file (`{"exit_status": 4, "code": "CannotRunHere", "message": ...}`,
+beside the log), which is how this process learns why; it removes that file once read."""
 
 from __future__ import annotations
 
