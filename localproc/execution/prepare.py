@@ -20,7 +20,7 @@ import psutil
 from localproc.errors import CannotRunHere, JobFailure
 from localproc.execution.leftovers import collect_garbage
 from localproc.execution.runner import Notify, Runner, RunOutcome, RunSettings, stop_on_signals
-from localproc.liveness import process_identity
+from localproc.liveness import process_identity, runner_label
 from localproc.plan import HostCapacity, ImageConfig, JobPlan, build_plan, job_arn
 from localproc.records.store import PRIVATE_KEY, JobStore, now, timestamp
 
@@ -143,6 +143,7 @@ def prepare(request: dict[str, Any], settings: RunSettings, dry_run: bool = Fals
         preparation.plan = build_plan(
             job, list_inputs(job, store), image, region, host,
             resource_limits_enabled=settings.resource_limits,
+            runner_label=runner_label(process_identity()),
         )  # fmt: skip
     except JobFailure as failure:  # e.g. an empty prefix: the job exists, and fails
         preparation.failure = failure

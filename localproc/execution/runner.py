@@ -166,14 +166,20 @@ class Runner:
         # only that label is used to remove them: no other run can collide with them or remove
         # them, whatever its state dir or job name. The job label names the job (for people
         # and tests); the runner label lets `gc` judge leftovers of a dead runner.
-        self.run_id = new_run_id()
-        self.labels = {
-            JOB_LABEL: job.name,
-            RUN_LABEL: self.run_id,
-            RUNNER_LABEL: runner_label(process_identity()),
-        }
-        self.network = job_network(
-            job.name, job.instance_count, job.network_isolation, run_id=self.run_id
+        self.run_id = plan.run_id if plan is not None else new_run_id()
+        self.labels = (
+            dict(plan.labels)
+            if plan is not None
+            else {
+                JOB_LABEL: job.name,
+                RUN_LABEL: self.run_id,
+                RUNNER_LABEL: runner_label(process_identity()),
+            }
+        )
+        self.network = (
+            plan.network.name
+            if plan is not None
+            else job_network(job.name, job.instance_count, job.network_isolation, self.run_id)
         )
         self.peers: dict[str, str] = {}  # algo-i → fixed address on the job's network
 
