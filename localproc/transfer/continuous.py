@@ -31,6 +31,11 @@ and its content is copied to a private snapshot (hashed on the way) that is what
 When fstat before and after the copy differ, the copy may be torn: it is thrown away and the file
 is looked at again later. A file that changes again is uploaded again; one key is uploaded by at
 most one thread at a time, so what S3 holds is always the last snapshot we sent.
+
+The uploader is one object with one lock over its bookkeeping (continuous_state.py), put
+together from its parts: continuous_watcher.py (the observers), continuous_scheduler.py (when a
+file is looked at), continuous_workers.py (the uploads and the final pass) and
+continuous_snapshot.py (what is read of a file). This module holds its lifecycle.
 """
 
 from __future__ import annotations

@@ -9,18 +9,10 @@ import heapq
 import os
 import stat
 import time
-from typing import TYPE_CHECKING
-
-from localproc.transfer.upload import (
-    scan_files,
-)
-
-if TYPE_CHECKING:
-    pass
-
 
 from localproc.transfer.continuous_snapshot import _kind
 from localproc.transfer.continuous_state import PathId, Signature, _KeyState, _PathState, _signature
+from localproc.transfer.upload import scan_files
 
 # The safety net for events inotify could not deliver (watch limit on a new sub-folder, queue
 # overflow): an lstat walk this often costs a few milliseconds per thousand files.

@@ -6,11 +6,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    pass
-
 
 # (st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns): changes whenever the content can have.
 Signature = tuple[int, int, int, int, int]

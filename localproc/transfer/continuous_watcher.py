@@ -17,8 +17,6 @@ if TYPE_CHECKING:
     from watchdog.events import FileSystemEvent
     from watchdog.observers.api import BaseObserver
 
-
-if TYPE_CHECKING:
     from localproc.transfer.continuous import ContinuousUploader
 
 # The polling observer's interval when inotify is unavailable.

@@ -7,18 +7,8 @@ from __future__ import annotations
 import time
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_for
-from typing import TYPE_CHECKING
 
 from localproc.storage import StoreError, StoreUnreachable
-from localproc.transfer.upload import (
-    UploadTask,
-    scan_files,
-)
-
-if TYPE_CHECKING:
-    pass
-
-
 from localproc.transfer.continuous_snapshot import _NotRegular, _Snapshot, _snapshot
 from localproc.transfer.continuous_state import (
     BucketKey,
@@ -29,6 +19,7 @@ from localproc.transfer.continuous_state import (
     _signature,
     _Version,
 )
+from localproc.transfer.upload import UploadTask, scan_files
 
 # At the end the containers have exited, so a file still changing under us is an anomaly; a few
 # tries tell a last straggling write from something that keeps writing.
