@@ -1,10 +1,11 @@
 """`localproc --help` and `localproc COMMAND --help` answered from text saved the first time.
 
 Rendering help means importing typer and click and building every command (about 0.15 s); the
-text only changes when the CLI code, typer, click, the home folder (shown in defaults) or the
-terminal width change, so it is kept in the user's cache folder under a key made of exactly
-those. This module imports nothing beyond the standard library's light modules: it runs before
-anything else.
+text only changes when the CLI code (localproc/cli/ and the run options' declaration,
+service/options.py), typer, click, the home folder (shown in defaults) or the terminal width
+change, so it is kept in the user's cache folder under a key made of exactly those. This
+module imports nothing beyond the standard library's light modules: it runs before anything
+else.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from localproc.usercache import cache_dir, write_atomically
 
 PROGRAM = "localproc"
-_CLI_SOURCE = Path(__file__).with_name("cli.py")
+_PACKAGE = Path(__file__).parent
 
 
 def help_request(argv: list[str]) -> tuple[str, ...] | None:
@@ -52,6 +53,11 @@ def _cache_file(command_path: tuple[str, ...]) -> Path:
     return cache_dir("help") / f"{_key(command_path)}.txt"
 
 
+def help_sources() -> list[Path]:
+    """The files the help text is made from: the CLI's modules and the run options'."""
+    return sorted((_PACKAGE / "cli").glob("*.py")) + [_PACKAGE / "service" / "options.py"]
+
+
 def _key(command_path: tuple[str, ...]) -> str:
     from importlib.util import find_spec
 
@@ -59,7 +65,7 @@ def _key(command_path: tuple[str, ...]) -> str:
 
     parts = [__version__, str(Path.home()), str(shutil.get_terminal_size().columns)]
     parts += list(command_path)
-    sources = [str(_CLI_SOURCE)]
+    sources = [str(path) for path in help_sources()]
     for package in ("typer", "click"):
         spec = find_spec(package)
         sources.append(str(spec.origin if spec else None))

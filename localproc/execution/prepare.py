@@ -19,8 +19,10 @@ import psutil
 
 from localproc.errors import CannotRunHere, JobFailure
 from localproc.execution.leftovers import collect_garbage
-from localproc.execution.runner import Notify, Runner, RunOutcome, RunSettings, stop_on_signals
-from localproc.liveness import process_identity
+from localproc.execution.runner import Runner
+from localproc.execution.settings import Notify, RunOutcome, RunSettings
+from localproc.execution.stop import stop_on_signals
+from localproc.liveness import process_identity, runner_label
 from localproc.plan import HostCapacity, ImageConfig, JobPlan, build_plan, job_arn
 from localproc.records.store import PRIVATE_KEY, JobStore, now, timestamp
 
@@ -143,6 +145,7 @@ def prepare(request: dict[str, Any], settings: RunSettings, dry_run: bool = Fals
         preparation.plan = build_plan(
             job, list_inputs(job, store), image, region, host,
             resource_limits_enabled=settings.resource_limits,
+            runner_label=runner_label(process_identity()),
         )  # fmt: skip
     except JobFailure as failure:  # e.g. an empty prefix: the job exists, and fails
         preparation.failure = failure
@@ -196,7 +199,7 @@ def run_job(
     )  # fmt: skip
     # The handlers go in before the record exists: `stop` (or StopProcessingJob) may come the
     # moment it does, and must stop the job rather than kill this process.
-    with stop_on_signals(runner) if handle_signals else contextlib.nullcontext():
+    with stop_on_signals(runner.stop) if handle_signals else contextlib.nullcontext():
         _record_or_give_up(records, job, prepared.arn, settings)
         return runner.execute(prepared.failure, log_stream, colour)
 

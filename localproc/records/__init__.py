@@ -1,2 +1,3 @@
-"""The record store: one folder per job under the state dir, its record, claims of names, and
-queries over the records."""
+"""The record store: one folder per job under the state dir (layout), its record (record,
+status, checks, durable), claims of names (claims), the store over them (store), and queries
+over the records (listing)."""

@@ -1,5 +1,5 @@
 """ListProcessingJobs semantics over job records: filters, sort, and paging with NextToken.
-Pure: records in, a page out."""
+Pure: records in (dicts as JobStore.load gives them, or JobRecord), a page out."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from datetime import datetime
 from typing import Any
 
 from localproc.errors import ValidationException
-from localproc.records.store import parse_timestamp
+from localproc.records.record import JobRecord
+from localproc.records.status import JobStatus
+from localproc.records.times import parse_timestamp
 
 SUMMARY_FIELDS = (
     "ProcessingJobName",
@@ -28,7 +30,7 @@ SORT_FIELDS = {
     "CreationTime": "CreationTime",
     "Status": "ProcessingJobStatus",
 }
-STATUSES = ("InProgress", "Completed", "Failed", "Stopping", "Stopped")
+STATUSES = tuple(status.value for status in JobStatus)  # in the service's order
 
 
 @dataclass(frozen=True)
@@ -75,14 +77,16 @@ def _enum_problem(value: str, field: str, allowed: list[str]) -> str:
     )
 
 
-def summary(record: dict[str, Any]) -> dict[str, Any]:
-    return {key: record[key] for key in SUMMARY_FIELDS if record.get(key) is not None}
+def summary(record: dict[str, Any] | JobRecord) -> dict[str, Any]:
+    members = record.members if isinstance(record, JobRecord) else record
+    return {key: members[key] for key in SUMMARY_FIELDS if members.get(key) is not None}
 
 
-def list_page(records: Iterable[dict[str, Any]], query: ListQuery) -> dict[str, Any]:
+def list_page(records: Iterable[dict[str, Any] | JobRecord], query: ListQuery) -> dict[str, Any]:
     """`{"ProcessingJobSummaries": [...], "NextToken": "..."}` (NextToken only when more remain)."""
     query.check()
-    chosen = [r for r in records if _matches(r, query)]
+    members = (r.to_dict() if isinstance(r, JobRecord) else r for r in records)
+    chosen = [r for r in members if _matches(r, query)]
     field = SORT_FIELDS[query.sort_by]
     chosen.sort(
         key=lambda r: (r.get(field) or "", r["ProcessingJobName"]),

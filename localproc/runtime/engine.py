@@ -5,23 +5,51 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
-import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from localproc.errors import CannotRunHere
-from localproc.plan import ImageConfig
-from localproc.runtime import JOB_LABEL, RUN_LABEL, RUNNER_LABEL, firewall
+from localproc.plan import ContainerPlan, ImageConfig, JobPlan
+from localproc.plan.naming import (
+    DEFAULT_NETWORK,
+    DROPPED_CAPABILITIES,
+    JOB_LABEL,
+    MIN_PIDS,
+    PIDS_PER_VCPU,
+    RUN_LABEL,
+    RUNNER_LABEL,
+    container_name,
+    job_network,
+    network_name,
+    new_run_id,
+    pids_limit,
+)
+from localproc.runtime import firewall
+from localproc.runtime.protocol import Engine, EngineError
+
+__all__ = [
+    "DEFAULT_NETWORK",
+    "DROPPED_CAPABILITIES",
+    "MIN_PIDS",
+    "PIDS_PER_VCPU",
+    "DockerEngine",
+    "EngineError",
+    "LeftoverRun",
+    "Mount",
+    "container_name",
+    "engine_errors",
+    "job_network",
+    "network_name",
+    "new_run_id",
+    "pids_limit",
+]
 
 if TYPE_CHECKING:  # the SDK is imported lazily so `localproc --help` stays instant
     import docker
     from docker.models.containers import Container
-
-
-class EngineError(Exception):
-    """The Docker engine refused or failed an operation on a started job."""
 
 
 @contextlib.contextmanager
@@ -37,70 +65,11 @@ def engine_errors(action: str) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class Mount:
+    """A host folder bind-mounted into a container: known only inside runtime/."""
+
     host_path: str
     container_path: str
     read_only: bool = False
-
-
-@dataclass(frozen=True)
-class ContainerSpec:
-    name: str
-    image: str
-    entrypoint: Sequence[str]
-    command: Sequence[str]
-    environment: Mapping[str, str]
-    hostname: str
-    network: str
-    mounts: Sequence[Mount]
-    labels: Mapping[str, str] = field(default_factory=dict)
-    cpus: float | None = None  # None: no limit
-    memory_bytes: int | None = None
-    gpus: int = 0
-    isolated: bool = False
-    pids_limit: int | None = None
-    ipv4_address: str | None = None  # fixed on the job's own network
-    peers: Mapping[str, str] = field(default_factory=dict)  # every algo-i → its address
-
-
-DEFAULT_NETWORK = "bridge"  # Docker's own: no network to create or remove
-
-# Hardening (README, "Container hardening"): Docker's default set minus what no processing job
-# needs. Kept: CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETUID.
-DROPPED_CAPABILITIES = (
-    "MKNOD", "NET_RAW", "SYS_CHROOT", "AUDIT_WRITE", "SETPCAP", "SETFCAP", "NET_BIND_SERVICE",
-)  # fmt: skip
-MIN_PIDS = 4096
-PIDS_PER_VCPU = 256
-
-
-def pids_limit(vcpus: int) -> int:
-    """Processes and threads one container may have: a fork bomb stops there, while a JVM or a
-    thread pool per core (Spark, Dask, PyTorch data loaders) stays far below it."""
-    return max(MIN_PIDS, PIDS_PER_VCPU * vcpus)
-
-
-def new_run_id() -> str:
-    """A run's own id (12 hex digits): in the names and labels of every engine object it makes,
-    so no other run, whatever its state dir or job name, can collide with or remove them."""
-    return secrets.token_hex(6)
-
-
-def container_name(job_name: str, run_id: str, host: str) -> str:
-    return f"localproc-{job_name}-{run_id}-{host}"
-
-
-def network_name(job_name: str, run_id: str) -> str:
-    return f"localproc-{job_name}-{run_id}"
-
-
-def job_network(job_name: str, instance_count: int, isolated: bool, run_id: str = "") -> str:
-    """The network a job's containers join. Instances need a network of the job's own to find
-    each other, and isolation needs one to shut; a lone instance with outbound access does fine
-    on Docker's default bridge, which saves creating and removing a network (about 0.3 s).
-    `plan` asks without a run id: only whether a network of the job's own is needed."""
-    if instance_count == 1 and not isolated:
-        return DEFAULT_NETWORK
-    return network_name(job_name, run_id)
 
 
 @dataclass
@@ -135,6 +104,12 @@ class DockerEngine:
                 "scripts/setup.sh, which installs and starts one on Debian."
             ) from err
         return cls(client)
+
+    def for_run(self, plan: JobPlan, workspace: Path) -> Engine:
+        """The engine seam for one run of `plan`, its host folders in `workspace`."""
+        from localproc.runtime.docker_run import DockerRun
+
+        return DockerRun(self, plan, workspace)
 
     # -- images --------------------------------------------------------------------------------
     def image_config(self, uri: str, pull: bool = True) -> ImageConfig:
@@ -242,44 +217,50 @@ class DockerEngine:
         with engine_errors("reading the engine's runtimes"):
             return "nvidia" in (self.client.info().get("Runtimes") or {})
 
-    def create_container(self, spec: ContainerSpec) -> Container:
+    def create_container(
+        self,
+        plan: ContainerPlan,
+        mounts: Sequence[Mount],
+        secrets: Mapping[str, str],
+        peers: Mapping[str, str],
+    ) -> Container:
+        """The planned container with its mounts resolved to host folders, `secrets` added to
+        its environment and every peer (algo-i → its fixed address) in its /etc/hosts."""
         from docker.types import Mount as DockerMount
 
+        network = plan.network.name
         # Aliases exist only on user-defined networks; on the default bridge the container's own
         # /etc/hosts resolves its hostname, which is all a single instance needs.
         endpoints = (
             None
-            if spec.network == DEFAULT_NETWORK
+            if network == DEFAULT_NETWORK
             else {
-                spec.network: self.client.api.create_endpoint_config(
-                    aliases=[spec.hostname], ipv4_address=spec.ipv4_address
+                network: self.client.api.create_endpoint_config(
+                    aliases=[plan.hostname], ipv4_address=peers.get(plan.hostname)
                 )
             }
         )
-        with engine_errors(f"creating container {spec.name}"):
+        with engine_errors(f"creating container {plan.name}"):
             return self.client.containers.create(
-                spec.image,
-                name=spec.name,
-                entrypoint=list(spec.entrypoint) or None,
-                command=list(spec.command),
-                environment=dict(spec.environment),
-                hostname=spec.hostname,
-                network=spec.network,
+                plan.image,
+                name=plan.name,
+                entrypoint=list(plan.command.entrypoint) or None,
+                command=list(plan.command.command),
+                environment={**plan.environment, **secrets},
+                hostname=plan.hostname,
+                network=network,
                 networking_config=endpoints,
                 mounts=[
                     DockerMount(m.container_path, m.host_path, type="bind", read_only=m.read_only)
-                    for m in spec.mounts
+                    for m in mounts
                 ],
-                labels=dict(spec.labels),
-                extra_hosts=dict(spec.peers) or None,
+                labels=dict(plan.labels),
+                extra_hosts=dict(peers) or None,
                 detach=True,
-                # Hardening: no privilege gained through setuid/setgid files or file
-                # capabilities, no capability a processing job needs; Docker's default seccomp
-                # profile applies (nothing here turns it off).
-                security_opt=["no-new-privileges"],
-                cap_drop=list(DROPPED_CAPABILITIES),
-                pids_limit=spec.pids_limit,
-                **_resource_options(spec),
+                security_opt=list(plan.security_options),
+                cap_drop=list(plan.cap_drop),
+                pids_limit=plan.pids_limit,
+                **_resource_options(plan),
             )
 
     def leftover_runs(self) -> list[LeftoverRun]:
@@ -342,19 +323,20 @@ class DockerEngine:
                     self.client.api.remove_network(network_id)
 
 
-def _resource_options(spec: ContainerSpec) -> dict[str, Any]:
+def _resource_options(plan: ContainerPlan) -> dict[str, Any]:
     options: dict[str, Any] = {}
-    if spec.cpus is not None:
-        options["nano_cpus"] = int(spec.cpus * 1e9)
-    if spec.memory_bytes is not None:
+    limits = plan.limits
+    if limits.cpus is not None:
+        options["nano_cpus"] = int(limits.cpus * 1e9)
+    if limits.memory_bytes is not None:
         # No swap beyond the limit: a job that needs more memory than its instance has is killed,
         # as it would be on SageMaker, instead of crawling along on this host's swap.
-        options["mem_limit"] = spec.memory_bytes
-        options["memswap_limit"] = spec.memory_bytes
-    if spec.gpus:
+        options["mem_limit"] = limits.memory_bytes
+        options["memswap_limit"] = limits.memory_bytes
+    if limits.gpus:
         from docker.types import DeviceRequest
 
-        options["device_requests"] = [DeviceRequest(count=spec.gpus, capabilities=[["gpu"]])]
+        options["device_requests"] = [DeviceRequest(count=limits.gpus, capabilities=[["gpu"]])]
     return options
 
 

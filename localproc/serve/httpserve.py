@@ -18,6 +18,10 @@ clients that each send most of a large body cannot make the server hold more tha
 
 Handlers are `http.server.BaseHTTPRequestHandler` subclasses, as with the standard library's
 servers; each instance answers one request read in full, from an in-memory rfile.
+
+This module is the selector thread and the worker pool; http_budgets.py decides what a
+connection may cost (the framing of a request, the memory budget, the deadlines of a body and
+of an answer).
 """
 
 from __future__ import annotations
@@ -25,66 +29,53 @@ from __future__ import annotations
 import contextlib
 import io
 import queue
-import re
 import selectors
 import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+# What a connection may cost (framing, the memory budget, deadlines) is http_budgets.py's; its
+# settings stay importable from here.
+from localproc.serve.http_budgets import (
+    BODY_ALLOWANCE,
+    BODY_SECONDS,
+    MAX_BUFFERED_BYTES,
+    MAX_HEAD_BYTES,
+    REFUSAL_NOTE_SECONDS,
+    THROTTLED_ANSWER,
+    WRITE_PROGRESS_SECONDS,
+    WRITE_SECONDS,
+    MemoryBudget,
+    _Connection,
+    _ProgressWriter,
+    bytes_needed,
+    complete_request,
+)
+
+__all__ = [
+    "BODY_ALLOWANCE",
+    "BODY_SECONDS",
+    "HEAD_SECONDS",
+    "IDLE_SECONDS",
+    "MAX_BUFFERED_BYTES",
+    "MAX_CONNECTIONS",
+    "MAX_HEAD_BYTES",
+    "REFUSAL_NOTE_SECONDS",
+    "WORKERS",
+    "WRITE_PROGRESS_SECONDS",
+    "WRITE_SECONDS",
+    "BoundedHTTPServer",
+    "OneRequestHandler",
+]
 
 WORKERS = 16
 MAX_CONNECTIONS = 512
 HEAD_SECONDS = 5.0
 IDLE_SECONDS = 30.0
-BODY_SECONDS = 60.0  # for a whole body, from the end of its head (bytes do not extend it)
-WRITE_SECONDS = 30.0  # for a whole answer
-WRITE_PROGRESS_SECONDS = 2.0  # a client that takes none of its answer for this long is dropped
-BODY_ALLOWANCE = 64 * 1024  # charged beyond a body's received bytes: what the next read may add
-MAX_HEAD_BYTES = 64 * 1024
 LISTEN_BACKLOG = 64
-MAX_BUFFERED_BYTES = 64 * 1024 * 1024  # requests' bytes held at once, all connections together
-REFUSAL_NOTE_SECONDS = 10.0  # refusals for memory are noted at most this often
-_CONTENT_LENGTH = re.compile(rb"^content-length:[ \t]*([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
-_CHUNKED = re.compile(rb"^transfer-encoding:[^\r\n]*chunked", re.IGNORECASE | re.MULTILINE)
-
-
-@dataclass(eq=False)
-class _Connection:
-    sock: socket.socket
-    address: Any
-    deadline: float
-    buffer: bytearray = field(default_factory=bytearray)
-    charged: int = 0  # bytes of MAX_BUFFERED_BYTES this connection's request holds
-    body_deadline: float | None = None  # set once, when the head of a request with a body is in
-
-
-class _ProgressWriter:
-    """The handler's wfile: sends with a deadline for the whole answer (WRITE_SECONDS) and for
-    each step (the socket's timeout, WRITE_PROGRESS_SECONDS): a client that stops reading costs
-    a worker that long, not WRITE_SECONDS per round. TimeoutError ends the request (the
-    standard handler then closes the connection)."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
-        self._deadline = time.monotonic() + WRITE_SECONDS
-
-    def write(self, data: bytes) -> int:
-        with memoryview(data) as view:
-            sent = 0
-            while sent < len(view):
-                if time.monotonic() > self._deadline:
-                    raise TimeoutError("the client did not take its answer in time")
-                sent += self._sock.send(view[sent:])
-        return len(data)
-
-    def flush(self) -> None:
-        pass
-
-    def writable(self) -> bool:
-        return True
 
 
 class OneRequestHandler(BaseHTTPRequestHandler):
@@ -124,10 +115,7 @@ class BoundedHTTPServer:
         self.max_body_bytes = max_body_bytes
         # One request of the largest size must always fit, whatever the setting.
         self.max_buffered_bytes = max(max_buffered_bytes, max_body_bytes + 2 * MAX_HEAD_BYTES)
-        self._charged = 0
-        self._charge_lock = threading.Lock()
-        self._refused_unnoted = 0
-        self._refusal_noted = float("-inf")
+        self._budget = MemoryBudget(self.max_buffered_bytes)
         self.socket = socket.socket(self.address_family, socket.SOCK_STREAM)
         try:
             self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -241,7 +229,7 @@ class BoundedHTTPServer:
 
     def _wait_for_request(self, connection: _Connection, deadline: float) -> None:
         """Back from a worker: the next request may already be buffered (pipelining)."""
-        if not self._charge(connection, self._needed(connection.buffer)):
+        if not self._charge(connection):
             self._refuse_for_memory(connection)
             return
         if self._dispatch_if_complete(connection):
@@ -275,56 +263,18 @@ class BoundedHTTPServer:
             connection.deadline = time.monotonic() + HEAD_SECONDS
         connection.buffer += data
         self._unregister(connection)
-        if not self._charge(connection, self._needed(connection.buffer)):
+        if not self._charge(connection):
             self._refuse_for_memory(connection)
             return
         if not self._dispatch_if_complete(connection):
             self._waiting[connection] = None
             self._selector.register(connection.sock, selectors.EVENT_READ, connection)
 
-    def _request_length(self, buffer: bytearray) -> tuple[int, int] | None:
-        """(head length, body length) of the request at the start of `buffer`, once its head
-        is in; None before."""
-        head_end = buffer.find(b"\r\n\r\n", 0, MAX_HEAD_BYTES + 4)
-        if head_end < 0:
-            return None
-        head = bytes(buffer[: head_end + 4])
-        body_length = 0
-        if not _CHUNKED.search(head):
-            found = _CONTENT_LENGTH.search(head)
-            text = found.group(1).strip() if found else b"0"
-            body_length = int(text) if text.isdigit() else 0  # a bad one: the handler says so
-            if body_length > self.max_body_bytes:
-                body_length = 0
-        return head_end + 4, body_length
-
-    def _needed(self, buffer: bytearray) -> int:
-        """The bytes the connection holds, and what its next read may add to a body still
-        coming (BODY_ALLOWANCE at most): a declared Content-Length costs nothing until sent."""
-        lengths = self._request_length(buffer)
-        if lengths is None:
-            return len(buffer)
-        return len(buffer) + min(max(sum(lengths) - len(buffer), 0), BODY_ALLOWANCE)
-
     def _dispatch_if_complete(self, connection: _Connection) -> bool:
-        buffer = connection.buffer
-        lengths = self._request_length(buffer)
-        if lengths is None:
-            if len(buffer) > MAX_HEAD_BYTES:
-                self._dispatch(connection, len(buffer))  # the handler refuses it
-                return True
+        length = complete_request(connection, self.max_body_bytes)
+        if length is None:
             return False
-        head_length, body_length = lengths
-        head_end = head_length - 4
-        if body_length:
-            wanted = head_end + 4 + body_length
-            if len(buffer) < wanted:
-                if connection.body_deadline is None:  # from the head, however slow the body
-                    connection.body_deadline = time.monotonic() + BODY_SECONDS
-                connection.deadline = connection.body_deadline
-                return False
-        connection.body_deadline = None
-        self._dispatch(connection, head_end + 4 + body_length)
+        self._dispatch(connection, length)
         return True
 
     def _dispatch(self, connection: _Connection, length: int) -> None:
@@ -336,39 +286,18 @@ class BoundedHTTPServer:
         self._work.put((connection, request))
 
     # -- the memory budget (the selector thread and the workers both charge and release) --
-    def _charge(self, connection: _Connection, needed: int) -> bool:
-        """Charge `connection` for `needed` bytes in all; False, and nothing charged, when the
-        total would exceed the budget."""
-        with self._charge_lock:
-            more = needed - connection.charged
-            if more > 0 and self._charged + more > self.max_buffered_bytes:
-                return False
-            self._charged += more
-            connection.charged = needed
-            return True
+    def _charge(self, connection: _Connection) -> bool:
+        return self._budget.charge(connection, bytes_needed(connection.buffer, self.max_body_bytes))
 
     def _release(self, connection: _Connection) -> None:
-        with self._charge_lock:
-            self._charged -= connection.charged
-            connection.charged = 0
+        self._budget.release(connection)
 
     def _refuse_for_memory(self, connection: _Connection) -> None:
         """Answer 503 ThrottlingException (best effort: the socket does not block) and close."""
-        body = (
-            b'{"__type": "ThrottlingException", "message": "The server is holding as many '
-            b'request bytes as it may; retry later."}'
-        )
-        answer = (
-            b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/x-amz-json-1.1\r\n"
-            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
-        )
         with contextlib.suppress(OSError):
-            connection.sock.send(answer)
-        self._refused_unnoted += 1
-        moment = time.monotonic()
-        if moment - self._refusal_noted >= REFUSAL_NOTE_SECONDS:
-            count, self._refused_unnoted = self._refused_unnoted, 0
-            self._refusal_noted = moment
+            connection.sock.send(THROTTLED_ANSWER)
+        count = self._budget.refused()
+        if count is not None:
             self.note_dropped(
                 connection.address,
                 f"request refused (503 ThrottlingException): {count} request(s) would take the "

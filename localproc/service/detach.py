@@ -1,16 +1,25 @@
-"""`run --detach`: the job runs on in a background process of its own (a new session, so the
-terminal's Ctrl-C does not reach it); this process returns once the job is recorded."""
+"""`run --detach` (and `serve`'s CreateProcessingJob): the job runs on in a background process
+of its own (a new session, so the terminal's Ctrl-C does not reach it); this process returns
+once the job is recorded.
+
+The background run is `localproc run -`: the validated request on its stdin, the settings as
+its options (written by `RunOptions.to_argv`, from the same declaration the CLI parses), the
+name's claim token and the path of a status file in its environment. Its output goes to the
+runner log (state_dir/runners/NAME.log), for people. If it is rejected before recording the job,
+it writes the status file (`{"exit_status": 4, "code": "CannotRunHere", "message": ...}`,
+beside the log), which is how this process learns why; it removes that file once read."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-import re
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,23 +27,79 @@ from localproc.errors import ExitStatus, LocalprocError
 from localproc.execution.prepare import RunSettings, job_arn_for
 from localproc.files import private_dir
 from localproc.records.store import JobStore
+from localproc.service.options import RunOptions
 
 START_TIMEOUT_SECONDS = 120
 # The background run finds the claim its parent made for it here (see RunSettings.claim_token).
 CLAIM_TOKEN_VARIABLE = "LOCALPROC_CLAIM_TOKEN"
-_REJECTION = re.compile(r"localproc: (\w+): (.*)", re.DOTALL)
+# ... and the file where it reports a rejection (see reporting_to_parent).
+STATUS_FILE_VARIABLE = "LOCALPROC_DETACH_STATUS_FILE"
 
 
 class DetachedRunRejected(LocalprocError):
     """The background run ended before recording the job (rejected or could not run here).
-    `code` and the message are the run's own, read from its last line
-    (`localproc: CODE: message`), so callers see the same error as a foreground run."""
+    `code`, the message and the exit status are the run's own, as it reported them in its
+    status file, so callers see the same error as a foreground run."""
 
-    def __init__(self, last_line: str, exit_status: ExitStatus) -> None:
-        match = _REJECTION.fullmatch(last_line.strip())
-        super().__init__(match.group(2) if match else last_line)
+    def __init__(
+        self, message: str, exit_status: ExitStatus, code: str = "DetachedRunRejected"
+    ) -> None:
+        super().__init__(message)
         self.exit_status = exit_status
-        self.code = match.group(1) if match else "DetachedRunRejected"
+        self.code = code
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """What a background run tells its parent when it is rejected before recording the job:
+    the exit status it ends with, the error's code and its message (as data: the runner log,
+    where the same error is printed, is for people)."""
+
+    exit_status: int
+    code: str
+    message: str
+
+    @classmethod
+    def of(cls, err: LocalprocError) -> RunStatus:
+        return cls(int(err.exit_status), err.code, err.message)
+
+    def write(self, path: Path) -> None:
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(json.dumps(asdict(self)))
+        partial.replace(path)
+
+    @classmethod
+    def read(cls, path: Path) -> RunStatus | None:
+        """The status the run wrote, or None (it wrote none: it crashed or was killed)."""
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(int(data["exit_status"]), str(data["code"]), str(data["message"]))
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
+
+
+def claim_token_from_parent() -> str | None:
+    """In a background run: the token of the claim its parent made (None in any other run)."""
+    return os.environ.get(CLAIM_TOKEN_VARIABLE) or None
+
+
+@contextlib.contextmanager
+def reporting_to_parent() -> Iterator[None]:
+    """In a background run, a LocalprocError raised inside (a rejection: the job is not
+    recorded) is also written to the status file its parent waits on; it is raised on."""
+    path = os.environ.pop(STATUS_FILE_VARIABLE, None)  # for this process, not its children
+    try:
+        yield
+    except LocalprocError as err:
+        if path:
+            with contextlib.suppress(OSError):
+                RunStatus.of(err).write(Path(path))
+        raise
+
+
+def status_file(log_path: Path) -> Path:
+    """Beside the runner log (runners/NAME.status.json); removed once the parent has read it."""
+    return log_path.with_name(log_path.stem + ".status.json")
 
 
 def start_detached(request: dict[str, Any], settings: RunSettings) -> str:
@@ -61,8 +126,11 @@ def _start_and_wait(
 ) -> str:
     name = request["ProcessingJobName"]
     log_path = store.runner_log(name)
+    status_path = status_file(log_path)
     private_dir(log_path.parent)
-    command = [sys.executable, "-m", "localproc", "run", "-", *_run_options(settings)]
+    status_path.unlink(missing_ok=True)
+    options = RunOptions.from_settings(settings).to_argv()
+    command = [sys.executable, "-m", "localproc", "run", "-", *options]
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             command,
@@ -71,7 +139,11 @@ def _start_and_wait(
             stderr=subprocess.STDOUT,
             start_new_session=True,
             close_fds=True,
-            env={**os.environ, CLAIM_TOKEN_VARIABLE: token},
+            env={
+                **os.environ,
+                CLAIM_TOKEN_VARIABLE: token,
+                STATUS_FILE_VARIABLE: str(status_path),
+            },
         )
     assert process.stdin is not None
     process.stdin.write(json.dumps(request).encode())
@@ -79,7 +151,7 @@ def _start_and_wait(
     # Reap the run when it ends, so a long-lived caller (`serve`) collects no zombies.
     threading.Thread(target=process.wait, daemon=True).start()
     try:
-        return _wait_until_recorded(process, store, name, log_path)
+        return _wait_until_recorded(process, store, name, log_path, status_path)
     except KeyboardInterrupt:
         # The caller gave up before hearing of the job: it must not run on unannounced. The
         # background run's handlers stop a job it records meanwhile (it then ends Stopped).
@@ -89,6 +161,8 @@ def _start_and_wait(
             + (" (it had just recorded it: the job is stopped)" if store.exists(name) else ""),
             ExitStatus.STOPPED,
         ) from None
+    finally:
+        status_path.unlink(missing_ok=True)
 
 
 def _end(process: subprocess.Popen[bytes]) -> None:
@@ -98,15 +172,13 @@ def _end(process: subprocess.Popen[bytes]) -> None:
 
 
 def _wait_until_recorded(
-    process: subprocess.Popen[bytes], store: JobStore, name: str, log_path: Path
+    process: subprocess.Popen[bytes], store: JobStore, name: str, log_path: Path, status: Path
 ) -> str:
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while not store.exists(name):
         code = process.returncode
         if code is not None and not store.exists(name):
-            output = log_path.read_text(errors="replace").strip().splitlines()
-            detail = output[-1] if output else f"exit code {code}"
-            raise DetachedRunRejected(detail, _exit_status(code))
+            raise _rejection(RunStatus.read(status), code, log_path)
         if time.monotonic() > deadline:
             # Reported as not run, so it must not run: end it (it has not recorded the job,
             # and its signal handlers stop a job that it records meanwhile).
@@ -122,29 +194,14 @@ def _wait_until_recorded(
     return store.load(name)["ProcessingJobArn"]
 
 
-def _run_options(settings: RunSettings) -> list[str]:
-    options = [
-        "--state-dir",
-        str(settings.state_dir),
-        "--stop-grace",
-        str(settings.stop_grace_seconds),
-    ]
-    if settings.s3_root is not None:
-        options += ["--s3-root", str(settings.s3_root)]
-    if settings.s3_endpoint_url is not None:
-        options += ["--s3-endpoint-url", settings.s3_endpoint_url]
-    if settings.region is not None:
-        options += ["--region", settings.region]
-    if settings.keep_staging:
-        options.append("--keep-staging")
-    if not settings.resource_limits:
-        options.append("--no-resource-limits")
-    if not settings.use_cache:
-        options.append("--no-cache")
-    options += ["--cache-size-gb", str(settings.cache_cap_bytes / 2**30)]
-    if settings.pass_aws_credentials:
-        options.append("--pass-aws-credentials")
-    return options
+def _rejection(status: RunStatus | None, code: int, log_path: Path) -> DetachedRunRejected:
+    if status is None:  # it crashed, or was killed, before it could say why
+        return DetachedRunRejected(
+            f"the background run ended (exit code {code}) before recording the job; its "
+            f"output is in {log_path}",
+            _exit_status(code),
+        )
+    return DetachedRunRejected(status.message, _exit_status(status.exit_status), status.code)
 
 
 def _exit_status(code: int) -> ExitStatus:

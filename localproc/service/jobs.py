@@ -1,5 +1,5 @@
-"""Operations on recorded jobs, as both front doors offer them: describe, list, stop, delete
-and logs. A record whose runner died is put right first (execution.leftovers)."""
+"""Operations on recorded jobs, as both front doors offer them: describe, list, stop, delete,
+logs and gc. A record whose runner died is put right first (execution.leftovers)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,16 @@ import socket
 import stat
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from localproc.catalog.cost import cost_estimate
 from localproc.errors import DamagedRecord
 from localproc.execution.leftovers import (
+    GarbageReport,
+    collect_garbage,
+    connect_engine_if_possible,
     load_reconciled,
     remove_orphaned_containers,
     runner_alive,
@@ -41,8 +45,31 @@ RUNNER_DIED_STOPPED = (
 )
 
 
+def job_store(state_dir: Path) -> JobStore:
+    """The records kept in `state_dir` (`~` expanded)."""
+    return JobStore(state_dir.expanduser())
+
+
 def describe_job(store: JobStore, name: str) -> dict[str, Any]:
     return _without_nulls(describe_shape(load_reconciled(store, name)))
+
+
+@dataclass(frozen=True)
+class JobDetails:
+    """What `describe` shows a person: the description, where the job's files are, what its
+    run would have cost on SageMaker (None before it ended) and each instance's usage."""
+
+    described: dict[str, Any]
+    job_dir: Path
+    cost: dict[str, Any] | None
+    usage: list[str]
+
+
+def job_details(store: JobStore, name: str) -> JobDetails:
+    described = describe_job(store, name)
+    return JobDetails(
+        described, store.job_dir(name), actual_cost(described), usage_lines(store, name)
+    )
 
 
 def usage_lines(store: JobStore, name: str) -> list[str]:
@@ -65,6 +92,30 @@ def list_jobs(
             if unreadable is not None:
                 unreadable.append(damaged)
     return list_page(records, query)
+
+
+# The members of ListProcessingJobs's request, in ListQuery's words.
+_QUERY_MEMBERS = {
+    "CreationTimeAfter": "creation_time_after",
+    "CreationTimeBefore": "creation_time_before",
+    "LastModifiedTimeAfter": "last_modified_time_after",
+    "LastModifiedTimeBefore": "last_modified_time_before",
+    "NameContains": "name_contains",
+    "StatusEquals": "status_equals",
+    "MaxResults": "max_results",
+}
+
+
+def list_query(members: dict[str, Any], sort_order: str = "Ascending") -> ListQuery:
+    """The query of a ListProcessingJobs request (timestamps already datetimes). `sort_order`
+    is the order when the request names none: the API's documented default is Ascending;
+    `localproc list` shows the newest first instead."""
+    return ListQuery(
+        **{field: members.get(member) for member, field in _QUERY_MEMBERS.items()},
+        sort_by=members.get("SortBy", "CreationTime"),
+        sort_order=members.get("SortOrder", sort_order),
+        next_token=members.get("NextToken") or None,
+    )
 
 
 def stop_job(store: JobStore, name: str) -> dict[str, Any]:
@@ -108,6 +159,23 @@ def _without_nulls(value: Any) -> Any:
     if isinstance(value, list):
         return [_without_nulls(v) for v in value]
     return value
+
+
+@dataclass(frozen=True)
+class Cleanup:
+    """What `gc` did; `engine_answered` is False when no Docker engine could be asked about
+    containers and networks."""
+
+    report: GarbageReport
+    engine_answered: bool
+
+
+def clean_up(store: JobStore, cache_cap_bytes: int) -> Cleanup:
+    """`gc`: put right the records of dead runners and remove their containers, networks and
+    staging; trim the input cache to `cache_cap_bytes`."""
+    engine = connect_engine_if_possible()
+    report = collect_garbage(store, engine, cache_cap_bytes=cache_cap_bytes)
+    return Cleanup(report, engine is not None)
 
 
 # -- logs ----------------------------------------------------------------------------------------

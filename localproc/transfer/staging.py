@@ -1,5 +1,6 @@
 """Inputs: list them (read-only, before anything is created) and download each instance's objects
-into its own folder, which is bind-mounted at the input's LocalPath."""
+into its own local folder (the engine says which, and makes it appear at the input's LocalPath);
+Pipe inputs are streamed into the FIFO the engine gives."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ from pathlib import Path
 
 from localproc.errors import client_error
 from localproc.payload.job import JobSpec
-from localproc.plan import InputListing, InstancePlan, JobPlan, StagedObject
+from localproc.plan import InputListing, JobPlan, StagedObject
 from localproc.storage import ObjectStore, StoreError, StoreUnreachable, parse_s3_uri
 from localproc.transfer.cache import InputCache, copy_from_cache, link_or_copy
 from localproc.transfer.manifest import read_manifest
-from localproc.transfer.pipe import PipeFeeder, make_fifo
+from localproc.transfer.pipe import PipeFeeder
 
 DOWNLOAD_WORKERS = 16  # small objects are latency-bound: more in flight, as the AWS CLI does
 
@@ -41,14 +42,13 @@ def list_inputs(job: JobSpec, store: ObjectStore) -> dict[str, InputListing]:
     return listings
 
 
-def input_dir(staging_root: Path, host: str, input_name: str) -> Path:
-    return staging_root / host / input_name
+FolderFor = Callable[[str, str], Path]  # (host, input name) → the local folder to fill
 
 
 def stage_inputs(
     plan: JobPlan,
     store: ObjectStore,
-    staging_root: Path,
+    folder_for: FolderFor,
     cache: InputCache | None = None,
     on_object: Callable[[StagedObject], None] | None = None,
     cancelled: Callable[[], bool] = lambda: False,
@@ -63,11 +63,10 @@ def stage_inputs(
     links: list[tuple[Path, Path]] = []
     for instance in plan.instances:
         for item in instance.inputs:
-            root = input_dir(staging_root, instance.host, item.name)
-            _make_writable_dir(root)
             if item.mode == "Pipe":
-                make_fifo(root / item.fifo_name)  # fed while the container runs
-                continue
+                continue  # streamed while the container runs
+            root = folder_for(instance.host, item.name)
+            _make_writable_dir(root)
             for staged in item.objects:
                 dest = root / staged.relative_path
                 identity = (staged.source.bucket, staged.source.key)
@@ -106,29 +105,21 @@ def stage_inputs(
         cache.trim()
 
 
-def start_pipe_feeders(plan: JobPlan, store: ObjectStore, staging_root: Path) -> list[PipeFeeder]:
+def start_pipe_feeders(plan: JobPlan, store: ObjectStore, fifo_for: FolderFor) -> list[PipeFeeder]:
     """One feeder per instance and Pipe input, streaming that instance's objects (its shard)
-    into the FIFO in order; each waits for the container to open its end."""
+    into the FIFO `fifo_for(host, input name)` in order; each waits for a reader."""
     feeders = []
     for instance in plan.instances:
         for item in instance.inputs:
             if item.mode != "Pipe":
                 continue
-            fifo = input_dir(staging_root, instance.host, item.name) / item.fifo_name
             feeder = PipeFeeder(
-                fifo, [o.source for o in item.objects], store, gzip=item.gzip, input_name=item.name
-            )
+                fifo_for(instance.host, item.name), [o.source for o in item.objects], store,
+                gzip=item.gzip, input_name=item.name,
+            )  # fmt: skip
             feeder.start()
             feeders.append(feeder)
     return feeders
-
-
-def instance_input_mounts(staging_root: Path, instance: InstancePlan) -> list[tuple[Path, str]]:
-    """(host folder, LocalPath) for each of the instance's inputs."""
-    return [
-        (input_dir(staging_root, instance.host, item.name), item.local_path)
-        for item in instance.inputs
-    ]
 
 
 def _make_writable_dir(path: Path) -> None:

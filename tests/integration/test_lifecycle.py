@@ -525,9 +525,9 @@ def test_a_detached_run_that_cannot_record_its_job_in_time_is_ended(
     recording its job; the caller is told it did not run, so it must not run later either."""
     import socket
 
-    from localproc import detach
     from localproc.execution.prepare import RunSettings
     from localproc.records.store import JobStore
+    from localproc.service import detach
 
     monkeypatch.setattr(detach, "START_TIMEOUT_SECONDS", 3)
     with socket.create_server(("127.0.0.1", 0)) as silent:  # listens, never answers

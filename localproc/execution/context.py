@@ -1,0 +1,39 @@
+"""What every step of a run works with: the plan, the engine seam, the store, the record writer,
+the stop signal, and the pieces that outlive one step (pipe feeders, Continuous uploads)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from localproc.execution.record import RunRecord
+from localproc.execution.settings import Notify, RunSettings
+from localproc.execution.stop import StopSignal
+from localproc.payload.job import JobSpec
+from localproc.plan import JobPlan
+from localproc.runtime.protocol import Engine
+from localproc.storage import ObjectStore
+from localproc.transfer.continuous import ContinuousUploader
+from localproc.transfer.pipe import PipeFeeder
+from localproc.transfer.progress import TransferProgress
+from localproc.transfer.upload import UploadReport
+
+
+@dataclass
+class RunContext:
+    job: JobSpec
+    plan: JobPlan
+    settings: RunSettings
+    store: ObjectStore
+    engine: Engine
+    record: RunRecord
+    job_dir: Path
+    notify: Notify
+    progress: TransferProgress
+    stop: StopSignal
+    # --pass-aws-credentials: kept out of the plan, so neither `plan` nor
+    # processingjobconfig.json shows them.
+    credentials: dict[str, str] = field(default_factory=dict)
+    feeders: list[PipeFeeder] = field(default_factory=list)
+    continuous: ContinuousUploader | None = None
+    continuous_report: UploadReport = field(default_factory=UploadReport)
