@@ -1,5 +1,6 @@
 """Know before you run: `plan` shows exactly what `run` stages, creates nothing, estimates the
-SageMaker cost; `reproduce` runs a job described by a SageMaker API endpoint."""
+SageMaker cost (its arithmetic: tests/unit/test_cost.py); `reproduce` runs a job described by a
+SageMaker API endpoint."""
 
 from __future__ import annotations
 

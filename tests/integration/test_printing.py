@@ -2,7 +2,8 @@
 other control characters from a payload, a record or a container's output are shown as visible
 escapes (`\\x1b`), in errors, tables, plan text, summaries and `logs`; `--json` stays exact JSON
 and saved logs keep their bytes. Every printer copes with any string (lone surrogates, an ASCII
-terminal). No Docker needed, except `plan` asking the engine about the image."""
+terminal). Here the program as users run it (a subprocess); no Docker needed, except `plan`
+asking the engine about the image. The printers themselves: tests/unit/test_printing_views.py."""
 
 from __future__ import annotations
 
