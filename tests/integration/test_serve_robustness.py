@@ -19,13 +19,14 @@ from typing import Any
 import psutil
 import pytest
 import test_serve
-from docker_engine import Localproc, unique_name
+from docker_engine import REPO_ROOT, Localproc, unique_name
+from helpers.hand_records import ended_job, write_record
 from serve_clients import ServerProcess, raw_request, start_server
 from test_serve import ServerFactory, sagemaker_client, script_job, wait_until_done
 
 serve = test_serve.serve  # the fixture: a `localproc serve` on the test's state dir and S3
 
-QUICKSTART = Path(__file__).parents[1] / "fixtures" / "jobs" / "quickstart.json"
+QUICKSTART = REPO_ROOT / "fixtures" / "jobs" / "quickstart.json"
 HALF_OPEN_CONNECTIONS = 300
 # Threads a server may use whatever the number of connections: its worker pool, the accept
 # loop and what the interpreter starts.
@@ -237,20 +238,6 @@ def test_pipelined_requests_are_each_answered(server: ServerProcess) -> None:
     assert received.count(b"HTTP/1.1 200") == 3, received
 
 
-# -- helpers for hand-made jobs ------------------------------------------------------------------
-def write_record(state: Path, name: str, fields: dict[str, Any]) -> Path:
-    job = state / "jobs" / name
-    job.mkdir(parents=True, exist_ok=True)
-    record = {
-        "ProcessingJobName": name,
-        "ProcessingJobArn": f"arn:aws:sagemaker:us-east-1:000000000000:processing-job/{name}",
-        "CreationTime": "2026-01-01T00:00:00+00:00",
-        **fields,
-    }
-    (job / "record.json").write_text(json.dumps(record))
-    return job
-
-
 def raw_exchange(server: ServerProcess, request: bytes, timeout: float = 30) -> bytes:
     """Send `request` as bytes over a fresh connection; what came back until the server closed
     it or the first answer was complete."""
@@ -445,18 +432,6 @@ def logs_call(server: ServerProcess, operation: str, body: dict[str, Any]) -> tu
     )
 
 
-def ended_job(state: Path, name: str) -> Path:
-    return write_record(
-        state,
-        name,
-        {
-            "ProcessingJobStatus": "Completed",
-            "ProcessingStartTime": "2026-01-01T00:00:01+00:00",
-            "ProcessingEndTime": "2026-01-01T00:00:05+00:00",
-        },
-    )
-
-
 @pytest.mark.parametrize(
     "pattern",
     ["%a{1000000000}%", "%(a{1000}){1000}%", "%((a{100}){100}){100}%", "%" + "a" * 5000 + "%"],
@@ -483,19 +458,6 @@ def test_a_pattern_too_costly_to_compile_is_refused_before_compiling(
         {"logGroupName": "/aws/sagemaker/ProcessingJobs", "filterPattern": "%a{3}%"},
     )
     assert status == 200 and [e["message"] for e in answer["events"]] == ["aaa"], answer
-
-
-def test_regex_cost_check_refuses_without_compiling(monkeypatch: pytest.MonkeyPatch) -> None:
-    from localproc.serve import cloudwatch_logs
-
-    def no_compile(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("compiled a pattern the check should have refused")
-
-    monkeypatch.setattr(cloudwatch_logs.regex, "compile", no_compile)
-    for source in ("a{1000000000}", "(a{1000}){1000}", "a{5,}{1001}", "(?:x{0,1001})", "a" * 5000):
-        with pytest.raises(cloudwatch_logs.LogsError) as raised:
-            cloudwatch_logs._regex_matcher(source, 1.0)
-        assert raised.value.code == "InvalidParameterException"
 
 
 def test_streams_whose_files_vanish_or_are_not_files_are_skipped(
@@ -529,31 +491,6 @@ def test_streams_whose_files_vanish_or_are_not_files_are_skipped(
         )
         assert (status, answer["__type"]) == (400, "ResourceNotFoundException"), answer
     assert "InternalFailure" not in server.log()
-
-
-def test_a_log_file_that_vanishes_while_read_is_no_internal_failure(tmp_path: Path) -> None:
-    from localproc.records.store import JobStore
-    from localproc.serve import cloudwatch_logs
-
-    state = tmp_path / "state"
-    job = ended_job(state, "vanishing")
-    (job / "logs").mkdir()
-    log = job / "logs" / "algo-1.log"
-    log.write_text("one\ntwo\n")
-    logs = cloudwatch_logs.CloudWatchLogs(JobStore(state), "us-east-1")
-    group = {"logGroupName": "/aws/sagemaker/ProcessingJobs"}
-    stream = logs.call("DescribeLogStreams", group)["logStreams"][0]["logStreamName"]
-    listed = logs._job_streams("vanishing")
-    # The job is deleted after its streams were listed, before (or while) they are read.
-    logs._job_streams = lambda name: listed  # type: ignore[method-assign]
-    log.unlink()
-    assert logs.call("FilterLogEvents", group)["events"] == []
-    assert logs.call("DescribeLogStreams", group)["logStreams"] == []
-    log.mkdir()  # or replaced by what is not a file
-    assert logs.call("FilterLogEvents", group)["events"] == []
-    with pytest.raises(cloudwatch_logs.LogsError) as raised:
-        logs.call("GetLogEvents", {**group, "logStreamName": stream})
-    assert raised.value.code == "ResourceNotFoundException"
 
 
 def test_clients_that_do_not_read_their_answers_do_not_hold_the_workers(

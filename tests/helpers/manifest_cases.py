@@ -1,19 +1,18 @@
-"""ManifestFile inputs: reading SageMaker's manifest format from a real S3 endpoint (moto's
-server, over HTTP) and from the folder store."""
+"""Reading SageMaker's manifest format, what both object stores must give the same answers to,
+tested once against each: tests/unit/test_manifest.py against the folder store,
+tests/integration/test_manifest_s3.py against S3 through a real endpoint. Each defines the
+`buckets` fixture these ask for."""
 
 from __future__ import annotations
 
 import json
 import random
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
-from s3_endpoint import S3Helper
 
 from localproc.errors import JobFailure
-from localproc.storage import FolderStore, ObjectStore, open_store
-from localproc.transfer import manifest as manifest_module
+from localproc.storage import ObjectStore
 from localproc.transfer.manifest import Manifest, read_manifest
 
 
@@ -33,36 +32,10 @@ class Buckets:
         return f"s3://{self.data}/{key}"
 
 
-@pytest.fixture(params=["s3", "folder"])
-def buckets(request: pytest.FixtureRequest, tmp_path: Path) -> Buckets:
-    if request.param == "s3":
-        s3: S3Helper = request.getfixturevalue("s3")
-
-        def put_s3(bucket: str, key: str, body: bytes) -> None:
-            s3.client.put_object(Bucket=bucket, Key=key, Body=body)
-
-        store = open_store(None, s3.endpoint_url, "us-east-1")
-        return Buckets(store, (s3.make_bucket(), s3.make_bucket()), put_s3)
-
-    root = tmp_path / "root"
-    for name in ("data-bucket", "other-bucket"):
-        (root / name).mkdir(parents=True)
-
-    def put_folder(bucket: str, key: str, body: bytes) -> None:
-        path = root / bucket / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(body)
-
-    return Buckets(open_store(root, None, None), ("data-bucket", "other-bucket"), put_folder)
-
-
 def failure_of(buckets: Buckets, uri: str, input_name: str = "data") -> str:
     with pytest.raises(JobFailure) as raised:
         read_manifest(buckets.store, uri, input_name)
     return raised.value.reason
-
-
-# --- valid manifests -----------------------------------------------------------------------------
 
 
 def test_valid_manifest_in_manifest_order(buckets: Buckets) -> None:
@@ -136,21 +109,6 @@ def test_byte_order_mark_and_extra_prefix_members(buckets: Buckets) -> None:
     assert [obj.key for obj in read_manifest(buckets.store, uri, "data").objects] == ["d/a"]
 
 
-def test_https_uri_of_the_manifest(s3: S3Helper) -> None:
-    bucket = s3.make_bucket()
-    s3.client.put_object(Bucket=bucket, Key="d/a", Body=b"a")
-    s3.client.put_object(
-        Bucket=bucket, Key="m.json", Body=json.dumps([{"prefix": f"s3://{bucket}/d/"}, "a"])
-    )
-    store = open_store(None, s3.endpoint_url, "us-east-1")
-
-    manifest = read_manifest(store, f"https://{bucket}.s3.us-east-1.amazonaws.com/m.json", "data")
-
-    assert [obj.key for obj in manifest.objects] == ["d/a"]
-
-
-# --- malformed manifests -------------------------------------------------------------------------
-
 MALFORMED: list[tuple[str, object, str]] = [
     ("not JSON", b"[{'prefix': 's3://b/'}, 'a']", "it is not valid JSON"),
     ("truncated JSON", b'[{"prefix": "s3://b/"}, "a"', "it is not valid JSON"),
@@ -186,9 +144,6 @@ def test_malformed_manifest(buckets: Buckets, document: object, problem: str) ->
     assert reason.startswith(f"ClientError: Manifest {uri} of input 'training-data' is malformed: ")
     assert problem in reason
     assert '[{"prefix": "s3://bucket/path/"}' in reason  # says what the format is
-
-
-# --- missing objects -----------------------------------------------------------------------------
 
 
 def test_missing_entries_are_named(buckets: Buckets) -> None:
@@ -251,18 +206,3 @@ def test_manifest_in_a_missing_bucket(buckets: Buckets) -> None:
     reason = failure_of(buckets, uri)
 
     assert reason.startswith("ClientError: ") and uri in reason and "'data'" in reason
-
-
-# --- size limit ----------------------------------------------------------------------------------
-
-
-def test_manifest_larger_than_the_limit_is_refused_unread(tmp_path: Path) -> None:
-    (tmp_path / "b").mkdir()
-    with open(tmp_path / "b" / "huge.json", "wb") as sparse:
-        sparse.truncate(manifest_module.MAX_MANIFEST_BYTES + 1)  # sparse: no disk, no reading
-    store = FolderStore(tmp_path)
-
-    with pytest.raises(JobFailure) as raised:
-        read_manifest(store, "s3://b/huge.json", "data")
-
-    assert "larger than 64 MiB are not supported" in raised.value.reason

@@ -11,37 +11,14 @@ import errno
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
+from helpers.continuous import LOCAL_PATH, eventually, output, target, uploading
 from s3_endpoint import S3Helper
 
-from localproc.payload.job import OutputSpec
 from localproc.storage import ObjectStore, open_store
-from localproc.transfer.continuous import ContinuousTarget, ContinuousUploader
-from localproc.transfer.upload import UploadReport
-
-LOCAL_PATH = "/opt/ml/processing/output"
-
-
-def output(bucket: str, prefix: str, name: str = "results") -> OutputSpec:
-    return OutputSpec(
-        name=name,
-        app_managed=False,
-        s3_uri=f"s3://{bucket}/{prefix}",
-        local_path=LOCAL_PATH,
-        upload_mode="Continuous",
-        feature_store=None,
-    )
-
-
-def target(root: Path, bucket: str, prefix: str, host: str = "algo-1") -> ContinuousTarget:
-    folder = root / host / "outputs" / "results"
-    folder.mkdir(parents=True)
-    return ContinuousTarget(host=host, output=output(bucket, prefix), folder=folder)
+from localproc.transfer.continuous import ContinuousTarget
 
 
 def s3_store(s3: S3Helper) -> ObjectStore:
@@ -64,15 +41,6 @@ def keys(s3: S3Helper, bucket: str, prefix: str = "") -> set[str]:
     return found
 
 
-def eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return check()
-
-
 class Warnings:
     def __init__(self) -> None:
         self.messages: list[str] = []
@@ -81,21 +49,6 @@ class Warnings:
     def __call__(self, message: str) -> None:
         with self._lock:
             self.messages.append(message)
-
-
-@contextmanager
-def uploading(
-    targets: list[ContinuousTarget], store: ObjectStore, **options: Any
-) -> Iterator[tuple[ContinuousUploader, list[UploadReport]]]:
-    """A started uploader; finished when the block ends (the report lands in the list), so a
-    failing assertion never leaves watcher threads behind."""
-    uploader = ContinuousUploader(targets, store, options.pop("kms_key_id", None), **options)
-    reports: list[UploadReport] = []
-    uploader.start()
-    try:
-        yield uploader, reports
-    finally:
-        reports.append(uploader.finish())
 
 
 def test_a_closed_file_reaches_s3_while_the_job_runs(s3: S3Helper, tmp_path: Path) -> None:
@@ -353,19 +306,6 @@ def test_the_same_key_from_two_instances_keeps_the_last_hosts_copy(
     assert reports[0].collisions == [
         f"s3://{bucket}/shared/summary.txt written by algo-1 and algo-2; algo-2's copy is kept"
     ]
-
-
-def test_the_folder_store_receives_outputs_the_same_way(tmp_path: Path) -> None:
-    root = tmp_path / "s3-root"
-    (root / "local-bucket").mkdir(parents=True)
-    store = open_store(root, None, None)
-    out = target(tmp_path, "local-bucket", "out")
-    with uploading([out], store) as (_, reports):
-        (out.folder / "sub").mkdir()
-        (out.folder / "sub" / "a.txt").write_text("to a folder")
-        assert eventually(lambda: (root / "local-bucket/out/sub/a.txt").is_file())
-    assert (root / "local-bucket/out/sub/a.txt").read_text() == "to a folder"
-    assert reports[0].failures == []
 
 
 def test_polling_is_used_when_inotify_is_off(s3: S3Helper, tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """Know before you run: `plan` shows exactly what `run` stages, creates nothing, estimates the
-SageMaker cost; `reproduce` runs a job described by a SageMaker API endpoint."""
+SageMaker cost (its arithmetic: tests/unit/test_cost.py); `reproduce` runs a job described by a
+SageMaker API endpoint."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 from docker_engine import (
+    REPO_ROOT,
     Localproc,
     job_payload,
     resources_created_since,
@@ -18,8 +20,6 @@ from docker_engine import (
     script_input,
     unique_name,
 )
-
-from localproc.catalog.cost import cost_estimate
 
 
 def mixed_job(s3: Any, bucket: str, name: str) -> dict[str, Any]:
@@ -94,7 +94,7 @@ def test_plan_shows_what_run_then_stages(localproc: Localproc, s3: Any) -> None:
 
 
 def test_plan_shows_the_network_run_uses(localproc: Localproc) -> None:
-    quickstart = Path(__file__).parent.parent / "fixtures" / "jobs" / "quickstart.json"
+    quickstart = REPO_ROOT / "fixtures" / "jobs" / "quickstart.json"
     s3_root = str(quickstart.parent.parent / "s3")
     payload = json.loads(quickstart.read_text())
 
@@ -151,27 +151,6 @@ def test_plan_reports_a_missing_image_instead_of_pulling(localproc: Localproc, s
     doc = json.loads(planned.stdout)
     assert doc["Image"]["Status"] == "not on this host: run would pull it"
     assert doc["Command"]["Argv"] is None
-
-
-@pytest.mark.parametrize(
-    ("type_name", "count", "seconds", "expected"),
-    [
-        ("ml.m5.xlarge", 2, 1800, 2 * 0.23 * 0.5),
-        ("ml.t3.medium", 1, 3600, 0.05),
-        ("ml.m5.large", 4, 90, 4 * 0.115 * 90 / 3600),
-    ],
-)
-def test_cost_arithmetic(type_name: str, count: int, seconds: int, expected: float) -> None:
-    estimate = cost_estimate(type_name, count, seconds, "us-east-1")
-    assert estimate["UpToUsd"] == pytest.approx(expected)
-
-
-def test_cost_without_a_known_price_says_so() -> None:
-    estimate = cost_estimate("ml.m5.xlarge", 1, 60, "ap-south-2")
-    assert (
-        "no SageMaker Processing price is known for ml.m5.xlarge in ap-south-2"
-        in (estimate["Unavailable"])
-    )
 
 
 def test_describe_shows_what_the_run_would_have_cost(localproc: Localproc, s3: Any) -> None:
@@ -278,7 +257,7 @@ def test_the_region_defaults_to_the_aws_profiles(tmp_path: Path) -> None:
     config.write_text("[profile work]\nregion = eu-west-1\n")
     env = {k: v for k, v in os.environ.items() if k not in ("AWS_REGION", "AWS_DEFAULT_REGION")}
     env.update(AWS_CONFIG_FILE=str(config), AWS_PROFILE="work", LOCALPROC_HOME=str(tmp_path))
-    repo = Path(__file__).parent.parent
+    repo = REPO_ROOT
 
     def arn(*extra: str) -> str:
         planned = subprocess.run(
