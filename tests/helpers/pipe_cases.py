@@ -12,8 +12,9 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from localproc.runtime.docker_run import make_fifo
 from localproc.storage import FolderStore, ObjectInfo, ObjectStore
-from localproc.transfer.pipe import PipeFeeder, make_fifo
+from localproc.transfer.pipe import PipeFeeder
 
 MB = 1024 * 1024
 WAIT = 20.0  # seconds a feeder may take to finish by itself in these tests

@@ -32,7 +32,8 @@ from helpers.pipe_cases import (  # noqa: F401
     test_reader_that_closes_early_ends_the_feeder_without_error,
 )
 
-from localproc.transfer.pipe import PipeFeeder, make_fifo
+from localproc.runtime.docker_run import make_fifo
+from localproc.transfer.pipe import PipeFeeder
 
 # Every wait below is bounded; this only catches a hang the waits would not.
 pytestmark = pytest.mark.timeout(120)
