@@ -1,6 +1,4 @@
-"""The real Docker engine, the test images, and the CLI run as users run it: fixtures offered to
-tests/integration only (imported by tests/integration/conftest.py), and helpers to build
-payloads."""
+"""Pytest plugin: the real Docker engine, the test images, and the CLI run as users run it."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """A real S3 endpoint for tests: moto's server, over HTTP on 127.0.0.1.
 
-Its fixtures are offered to tests/integration only (imported by tests/integration/conftest.py):
+Loaded as a pytest plugin (`pytest_plugins = ["s3_endpoint"]` in conftest.py). Fixtures:
 
 - `aws_test_env` (session): dummy credentials and region in the environment, the host's AWS
   configuration hidden; restored at the end of the session.

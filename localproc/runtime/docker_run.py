@@ -55,7 +55,7 @@ class DockerRun:
         item = next(i for i in self._plan.instance(host).inputs if i.name == input_name)
         folder = _writable(self.input_folder(host, input_name))
         fifo = folder / item.fifo_name
-        _make_fifo(fifo)
+        make_fifo(fifo)
         return fifo
 
     def place_config(self, host: str) -> None:
@@ -168,9 +168,13 @@ def _writable(path: Path) -> Path:
     return path
 
 
-def _make_fifo(path: Path) -> None:
-    """A named pipe readable and writable by everyone (mkfifo's mode is reduced by the umask);
-    an existing FIFO is reused."""
+def make_fifo(path: Path) -> None:
+    """Create the named pipe at `path` (parents too), readable and writable by everyone.
+
+    Containers may run as any user, so the mode is set to 0o666 explicitly: mkfifo's mode is
+    reduced by the umask. An existing FIFO is reused; any other existing file is an error.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.mkfifo(path, 0o666)
     except FileExistsError:

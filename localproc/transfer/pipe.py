@@ -38,21 +38,6 @@ _POLL_SECONDS = 0.05
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
 
 
-def make_fifo(path: Path) -> None:
-    """Create the named pipe at `path` (parents too), readable and writable by everyone.
-
-    Containers may run as any user, so the mode is set to 0o666 explicitly: mkfifo's mode is
-    reduced by the umask. An existing FIFO is reused; any other existing file is an error.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.mkfifo(path, 0o666)
-    except FileExistsError:
-        if not stat.S_ISFIFO(os.lstat(path).st_mode):
-            raise
-    os.chmod(path, 0o666)
-
-
 class _Stopped(Exception):
     """The job ended (stop() was called) while the feeder was still working."""
 

@@ -1,11 +1,9 @@
-"""tests/integration: the real Docker engine, a real S3 endpoint, the CLI and `serve` as users
-run them. The fixtures of docker_engine.py and s3_endpoint.py are offered here only (a unit test
-cannot ask for them).
-
-Nothing may be left behind: the `localproc` fixture checks the jobs it ran (by `--name` or
-payload) as soon as the test ends, and `_nothing_left_behind` checks every test once more after
-all its fixtures ended, for every job recorded in any state dir below its tmp_path (jobs run
-through `serve`, by a detached runner or in a test's own state dir included)."""
+"""tests/integration: the real Docker engine, a real S3 endpoint, the CLI and `serve` run as users
+run them. Nothing may be left behind: the `localproc` fixture checks the jobs it ran (by
+`--name` or payload), and here every test is checked once more after all its
+fixtures ended, for every job recorded anywhere below its tmp_path (jobs started through
+`serve` or by a test's own state dir included): no container or network of those jobs may
+remain. Tests that record jobs by hand are checked the same way."""
 
 from __future__ import annotations
 
@@ -15,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from docker_engine import docker_client, entrypoint_image, job_resources, localproc  # noqa: F401
-from s3_endpoint import aws_test_env, own_s3, s3, s3_server  # noqa: F401
+from docker_engine import job_resources
 
-# A runner that outlives the command that started it (a detached run, a stopped `serve`)
-# removes its job's containers a moment after the test's last command returned.
+# Containers of a job that just ended are removed by its runner; a runner that outlives the
+# command it served (a detached run, a stopped `serve`) may need a moment for that.
 SETTLE_SECONDS = 15.0
 
 
@@ -29,9 +26,8 @@ def recorded_job_names(root: Path) -> set[str]:
 
 
 @pytest.fixture(scope="session")
-def _leftover_engine() -> Iterator[list[Any]]:
-    """An engine client for the check, made only if a test that did not ask for the engine
-    recorded jobs."""
+def _engine_for_the_leftover_check() -> Iterator[list[Any]]:
+    """The engine client, made only when a test that did not ask for the engine recorded jobs."""
     made: list[Any] = []
     yield made
     for client in made:
@@ -40,23 +36,23 @@ def _leftover_engine() -> Iterator[list[Any]]:
 
 @pytest.fixture(autouse=True)
 def _nothing_left_behind(
-    request: pytest.FixtureRequest, tmp_path: Path, _leftover_engine: list[Any]
+    request: pytest.FixtureRequest, tmp_path: Path, _engine_for_the_leftover_check: list[Any]
 ) -> Iterator[None]:
+    asked = "docker_client" in request.fixturenames
+    docker_client = request.getfixturevalue("docker_client") if asked else None
     yield
     names = recorded_job_names(tmp_path)
     if not names:
         return
-    if "docker_client" in request.fixturenames:
-        engine = request.getfixturevalue("docker_client")
-    else:
-        if not _leftover_engine:
+    if docker_client is None:
+        if not _engine_for_the_leftover_check:
             import docker
 
-            _leftover_engine.append(docker.from_env(version="auto"))
-        engine = _leftover_engine[0]
+            _engine_for_the_leftover_check.append(docker.from_env(version="auto"))
+        docker_client = _engine_for_the_leftover_check[0]
     deadline = time.monotonic() + SETTLE_SECONDS
     while True:
-        containers, networks = job_resources(engine, names)
+        containers, networks = job_resources(docker_client, names)
         if not containers and not networks:
             return
         if time.monotonic() > deadline:

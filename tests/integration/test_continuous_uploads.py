@@ -2,7 +2,8 @@
 nothing but regular files below the output folder is ever read.
 
 The host side only (a real S3 endpoint over HTTP, real inotify); the Docker end-to-end test lives
-with the job tests, the folder store in tests/unit/test_continuous_uploads.py."""
+with the job tests.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers.continuous import LOCAL_PATH, eventually, output, target, uploading
 from s3_endpoint import S3Helper
-from unit.test_continuous_uploads import LOCAL_PATH, eventually, output, target, uploading
 
 from localproc.storage import ObjectStore, open_store
 from localproc.transfer.continuous import ContinuousTarget

@@ -1,5 +1,6 @@
-"""The input cache across runs: an unchanged object is downloaded once; a changed one again;
-`--no-cache` always downloads. The cache by itself: tests/unit/test_input_cache.py."""
+"""The input cache: an unchanged object is downloaded once across runs; a changed one again;
+`--no-cache` always downloads; a cached file changed through a staged link is never served;
+the cache is trimmed to its cap."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Know before you run: `plan` shows exactly what `run` stages, creates nothing, estimates the
-SageMaker cost (its arithmetic: tests/unit/test_plan_and_reproduce.py); `reproduce` runs a job
-described by a SageMaker API endpoint."""
+SageMaker cost (its arithmetic: tests/unit/test_cost.py); `reproduce` runs a job described by a
+SageMaker API endpoint."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from docker_engine import (
+    REPO_ROOT,
     Localproc,
     job_payload,
     resources_created_since,
@@ -93,7 +94,7 @@ def test_plan_shows_what_run_then_stages(localproc: Localproc, s3: Any) -> None:
 
 
 def test_plan_shows_the_network_run_uses(localproc: Localproc) -> None:
-    quickstart = Path(__file__).parents[2] / "fixtures" / "jobs" / "quickstart.json"
+    quickstart = REPO_ROOT / "fixtures" / "jobs" / "quickstart.json"
     s3_root = str(quickstart.parent.parent / "s3")
     payload = json.loads(quickstart.read_text())
 
@@ -256,7 +257,7 @@ def test_the_region_defaults_to_the_aws_profiles(tmp_path: Path) -> None:
     config.write_text("[profile work]\nregion = eu-west-1\n")
     env = {k: v for k, v in os.environ.items() if k not in ("AWS_REGION", "AWS_DEFAULT_REGION")}
     env.update(AWS_CONFIG_FILE=str(config), AWS_PROFILE="work", LOCALPROC_HOME=str(tmp_path))
-    repo = Path(__file__).parents[2]
+    repo = REPO_ROOT
 
     def arn(*extra: str) -> str:
         planned = subprocess.run(

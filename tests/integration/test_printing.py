@@ -3,7 +3,7 @@ other control characters from a payload, a record or a container's output are sh
 escapes (`\\x1b`), in errors, tables, plan text, summaries and `logs`; `--json` stays exact JSON
 and saved logs keep their bytes. Every printer copes with any string (lone surrogates, an ASCII
 terminal). Here the program as users run it (a subprocess); no Docker needed, except `plan`
-asking the engine about the image. The printers themselves: tests/unit/test_printing.py."""
+asking the engine about the image. The printers themselves: tests/unit/test_printing_views.py."""
 
 from __future__ import annotations
 
@@ -12,12 +12,18 @@ from pathlib import Path
 
 import pytest
 from docker_engine import Localproc, job_payload, s3_input
-from unit.test_printing import ESC, HOSTILE
+from helpers.printing import ESC, HOSTILE
+from test_logs_instance import record_job
 
-from integration.test_logs_instance import record_job
+# -- printable ------------------------------------------------------------------------------------
+
+
+# -- the text views -------------------------------------------------------------------------------
 
 
 # -- the command line -----------------------------------------------------------------------------
+
+
 @pytest.fixture
 def cli(tmp_path: Path) -> Localproc:
     work = tmp_path / "work"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import test_serve
 from docker_engine import EXAMPLE_IMAGE, Localproc, unique_name
 from serve_clients import (
     AWSCLI_REQUIREMENTS,
@@ -24,9 +25,7 @@ from serve_clients import (
     python_of,
     raw_request,
 )
-
-from integration import test_serve
-from integration.test_serve import (
+from test_serve import (
     REGION,
     VENV_TEST_TIMEOUT,
     ServerFactory,

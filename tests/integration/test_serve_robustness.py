@@ -18,16 +18,15 @@ from typing import Any
 
 import psutil
 import pytest
-from docker_engine import Localproc, unique_name
+import test_serve
+from docker_engine import REPO_ROOT, Localproc, unique_name
+from helpers.hand_records import ended_job, write_record
 from serve_clients import ServerProcess, raw_request, start_server
-from unit.test_serve_robustness import ended_job, write_record
-
-from integration import test_serve
-from integration.test_serve import ServerFactory, sagemaker_client, script_job, wait_until_done
+from test_serve import ServerFactory, sagemaker_client, script_job, wait_until_done
 
 serve = test_serve.serve  # the fixture: a `localproc serve` on the test's state dir and S3
 
-QUICKSTART = Path(__file__).parents[2] / "fixtures" / "jobs" / "quickstart.json"
+QUICKSTART = REPO_ROOT / "fixtures" / "jobs" / "quickstart.json"
 HALF_OPEN_CONNECTIONS = 300
 # Threads a server may use whatever the number of connections: its worker pool, the accept
 # loop and what the interpreter starts.

@@ -1,6 +1,5 @@
-"""The input cache by itself, on the folder store: a cached file changed through a staged link is
-never served; the cache is trimmed to its cap. Across runs:
-tests/integration/test_input_cache.py."""
+"""The input cache over the folder store: a cached file changed in place is never served; the cache
+is trimmed to its cap."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""`open_object`: objects read as streams from a real S3 endpoint (moto's server), and from an
-endpoint that breaks off in the middle of a body. The same tests against the folder store:
-tests/unit/test_storage_streams.py."""
+"""open_object against S3: through a real endpoint (moto's server, over HTTP), what both stores
+share (helpers/stream_cases.py), and from an endpoint that breaks off in the middle of a body."""
 
 from __future__ import annotations
 
@@ -11,12 +10,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from s3_endpoint import S3Helper
 
-# --- S3 ----------------------------------------------------------------------------------------
-# The behaviour both kinds of store share, run against the folder store in
-# tests/unit/test_storage_streams.py: here against S3 (through the fixture below).
-from unit.test_storage_streams import (  # noqa: F401
+# The tests both stores share, collected here too.
+from helpers.stream_cases import (  # noqa: F401
     StoreWithObjects,
     test_large_object_streams_in_bounded_chunks,
     test_listing_info_opens_too,
@@ -27,6 +23,7 @@ from unit.test_storage_streams import (  # noqa: F401
     test_reads_the_content,
     test_stream_closed_after_the_block,
 )
+from s3_endpoint import S3Helper
 
 from localproc.storage import (
     ObjectInfo,
@@ -38,11 +35,11 @@ from localproc.storage import (
 
 
 @pytest.fixture(params=["s3"])
-def store_with(request: pytest.FixtureRequest) -> StoreWithObjects:
-    """An S3 bucket holding the given objects."""
+def store_with(s3: S3Helper) -> StoreWithObjects:
+    """An S3 bucket holding the given objects (the folder side of these shared tests:
+    tests/unit/test_storage_streams.py)."""
 
     def make(objects: dict[str, bytes]) -> tuple[ObjectStore, str]:
-        s3: S3Helper = request.getfixturevalue("s3")
         bucket = s3.make_bucket()
         for key, body in objects.items():
             s3.client.put_object(Bucket=bucket, Key=key, Body=body)
@@ -109,9 +106,6 @@ def test_s3_get_without_etag_is_unconditional(s3: S3Helper) -> None:
 
     with store.open_object(ObjectInfo(bucket, "k", 2, None)) as stream:
         assert stream.read() == b"v2"
-
-
-# --- a misbehaving endpoint ------------------------------------------------------------------
 
 
 @contextmanager

@@ -1,5 +1,5 @@
-"""The object stores: S3 through a real endpoint (moto's server, over HTTP). The behaviour both
-stores share runs here against S3 and in tests/unit/test_storage.py against the folder store."""
+"""The S3 object store through a real endpoint (moto's server, over HTTP): what both stores share
+(helpers/store_cases.py) and what only S3 does."""
 
 from __future__ import annotations
 
@@ -7,11 +7,9 @@ import socket
 from pathlib import Path
 
 import pytest
-from s3_endpoint import S3Helper
 
-# The behaviour both kinds of store share, run against the folder store in
-# tests/unit/test_storage.py: here against S3 (through the fixture below).
-from unit.test_storage import (  # noqa: F401
+# The tests both stores share, collected here too.
+from helpers.store_cases import (  # noqa: F401
     LARGE,
     StoreWithObjects,
     large_file,
@@ -27,6 +25,7 @@ from unit.test_storage import (  # noqa: F401
     test_prefix_matches_keys_as_strings,
     test_upload_then_download_round_trip,
 )
+from s3_endpoint import S3Helper
 
 from localproc.storage import (
     FolderStore,
@@ -40,9 +39,17 @@ from localproc.storage import (
 from localproc.storage.errors import CannotRunHere
 
 
-def put_s3(s3: S3Helper, bucket: str, objects: dict[str, bytes]) -> None:
-    for key, body in objects.items():
-        s3.client.put_object(Bucket=bucket, Key=key, Body=body)
+@pytest.fixture(params=["s3"])
+def store_with(s3: S3Helper) -> StoreWithObjects:
+    """An S3 bucket holding the given objects (the folder side of these shared tests:
+    tests/unit/test_storage.py)."""
+
+    def make(objects: dict[str, bytes]) -> tuple[ObjectStore, str]:
+        bucket = s3.make_bucket()
+        put_s3(s3, bucket, objects)
+        return S3Store(s3.endpoint_url, "us-east-1"), bucket
+
+    return make
 
 
 def closed_port() -> int:
@@ -55,20 +62,6 @@ def closed_port() -> int:
 @pytest.fixture
 def s3_store(s3: S3Helper) -> S3Store:
     return S3Store(s3.endpoint_url, "us-east-1")
-
-
-@pytest.fixture(params=["s3"])
-def store_with(request: pytest.FixtureRequest) -> StoreWithObjects:
-    def make(objects: dict[str, bytes]) -> tuple[ObjectStore, str]:
-        s3: S3Helper = request.getfixturevalue("s3")
-        bucket = s3.make_bucket()
-        put_s3(s3, bucket, objects)
-        return S3Store(s3.endpoint_url, "us-east-1"), bucket
-
-    return make
-
-
-# --- S3 ---------------------------------------------------------------------------------------
 
 
 def test_listing_pages_through_continuation_tokens(s3: S3Helper) -> None:
@@ -207,3 +200,8 @@ def test_open_store(tmp_path: Path, s3: S3Helper) -> None:
     assert isinstance(folder, FolderStore) and folder.describe() == f"folder {tmp_path}"
     remote = open_store(None, s3.endpoint_url, None)
     assert isinstance(remote, S3Store) and isinstance(remote, ObjectStore)
+
+
+def put_s3(s3: S3Helper, bucket: str, objects: dict[str, bytes]) -> None:
+    for key, body in objects.items():
+        s3.client.put_object(Bucket=bucket, Key=key, Body=body)

@@ -1,5 +1,5 @@
-"""The SageMaker cost `plan` and `describe` show: its arithmetic, and what is said when no price is
-known. `plan` and `reproduce` as users run them: tests/integration/test_plan_and_reproduce.py."""
+"""The SageMaker cost estimate that plan and describe show: its arithmetic, and what it says
+without a known price."""
 
 from __future__ import annotations
 

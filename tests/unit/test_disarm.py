@@ -1,6 +1,5 @@
-"""Disarming a job's folder when it cannot be done fully: what cannot be disarmed is reported, not
-raised (no container needed). What a hostile container can leave on the host:
-tests/integration/test_host_safety.py."""
+"""Disarming what a container leaves behind, on this host alone: what cannot be disarmed is
+reported, not raised."""
 
 from __future__ import annotations
 

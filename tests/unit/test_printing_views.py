@@ -1,21 +1,17 @@
-"""What localproc prints is text, never terminal control (issue 12, item 5): the printers
-themselves (`printable`, the describe and list tables, the run summary) show escape sequences and
-other control characters as visible escapes (`\\x1b`) and cope with any string. The program as
-users run it: tests/integration/test_printing.py."""
+"""What localproc prints is text, never terminal control (issue 12, item 5): printable() and the
+text views (tables, summaries) escape control characters and cope with any string."""
 
 from __future__ import annotations
 
 import types
 from pathlib import Path
 
+from helpers.printing import ESC, HOSTILE
+
 from localproc.cli.render import describe_table, list_table, run_summary
 from localproc.printable import printable, printable_line
 
-ESC = "\x1b"
-HOSTILE = "\x1b[2J\x1b]52;c;ZXZpbA==\x07red\rover\x9b\u202eevil\x00"
 
-
-# -- printable ------------------------------------------------------------------------------------
 def test_printable_escapes_controls_and_keeps_text() -> None:
     assert printable("plain é ✓\ttab\nline") == "plain é ✓\ttab\nline"
     assert printable(HOSTILE) == ("\\x1b[2J\\x1b]52;c;ZXZpbA==\\x07red\\rover\\x9b\\u202eevil\\x00")
@@ -27,7 +23,6 @@ def test_printable_escapes_controls_and_keeps_text() -> None:
     printable("\udfff").encode("ascii")
 
 
-# -- the text views -------------------------------------------------------------------------------
 def test_describe_table_escapes_every_value_and_keeps_exit_message_lines() -> None:
     described = {
         "ProcessingJobName": "job",

@@ -1,7 +1,8 @@
-"""Fuzzing of payloads (issue 12, "Done when"): a sample of the mutated payloads of
-tests/unit/test_fuzz_payloads.py through the real program in a subprocess, `localproc validate`
-and `localproc plan` as users run them: each ends with an answer, never a traceback, and
-neither writes anything to the state dir."""
+"""Fuzzing of payloads (issue 12, "Done when"): a sample of the fuzzed payloads (a fixed seed)
+through the real program in a subprocess, `localproc validate` and `localproc plan` as users run
+them. Each must end with an answer — exit 0 or 2 (plan also 1 for a job that would fail, 4 when
+it cannot run here) — never a traceback, and neither writes anything to the state dir. The whole
+corpus goes through the CLI in this process in tests/unit/test_fuzz_payloads.py."""
 
 from __future__ import annotations
 
@@ -11,12 +12,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from unit import test_fuzz_payloads
-from unit.test_fuzz_payloads import PLAN_EXITS, SEED, VALIDATE_EXITS
+from helpers.fuzz_payloads import (
+    PLAN_EXITS,
+    SEED,
+    SUBPROCESS_SAMPLE,
+    VALIDATE_EXITS,
+)
 
-corpus = test_fuzz_payloads.corpus  # the fixture: the payloads, written once per module
+# -- mutations --------------------------------------------------------------------------------
 
-SUBPROCESS_SAMPLE = 24  # each through validate and plan: 48 runs of the program
+
+# -- the test ---------------------------------------------------------------------------------
 
 
 def test_validate_and_plan_as_programs_answer_a_sample(

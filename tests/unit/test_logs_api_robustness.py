@@ -1,40 +1,13 @@
-"""The CloudWatch Logs API of `serve` against hostile input, without a server: a filter pattern too
-costly to compile is refused before compiling; a log file that vanishes while read is no internal
-failure. The server as users run it: tests/integration/test_serve_robustness.py."""
+"""The CloudWatch Logs API of serve, without a server: filter patterns too costly to compile are
+refused before compiling, and a log file that vanishes while read is no internal failure."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-
-# -- helpers for hand-made jobs ------------------------------------------------------------------
-def write_record(state: Path, name: str, fields: dict[str, Any]) -> Path:
-    job = state / "jobs" / name
-    job.mkdir(parents=True, exist_ok=True)
-    record = {
-        "ProcessingJobName": name,
-        "ProcessingJobArn": f"arn:aws:sagemaker:us-east-1:000000000000:processing-job/{name}",
-        "CreationTime": "2026-01-01T00:00:00+00:00",
-        **fields,
-    }
-    (job / "record.json").write_text(json.dumps(record))
-    return job
-
-
-def ended_job(state: Path, name: str) -> Path:
-    return write_record(
-        state,
-        name,
-        {
-            "ProcessingJobStatus": "Completed",
-            "ProcessingStartTime": "2026-01-01T00:00:01+00:00",
-            "ProcessingEndTime": "2026-01-01T00:00:05+00:00",
-        },
-    )
+from helpers.hand_records import ended_job
 
 
 def test_regex_cost_check_refuses_without_compiling(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,5 +1,5 @@
-"""Continuous outputs into the folder store (no S3, no Docker): files arrive the same way as
-they do in S3. The S3 side: tests/integration/test_continuous_uploads.py."""
+"""Continuous outputs: the targets and the uploader the continuous-upload tests (unit and
+integration) share."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from localproc.payload.job import OutputSpec
-from localproc.storage import ObjectStore, open_store
+from localproc.storage import ObjectStore
 from localproc.transfer.continuous import ContinuousTarget, ContinuousUploader
 from localproc.transfer.upload import UploadReport
 
@@ -56,16 +56,3 @@ def uploading(
         yield uploader, reports
     finally:
         reports.append(uploader.finish())
-
-
-def test_the_folder_store_receives_outputs_the_same_way(tmp_path: Path) -> None:
-    root = tmp_path / "s3-root"
-    (root / "local-bucket").mkdir(parents=True)
-    store = open_store(root, None, None)
-    out = target(tmp_path, "local-bucket", "out")
-    with uploading([out], store) as (_, reports):
-        (out.folder / "sub").mkdir()
-        (out.folder / "sub" / "a.txt").write_text("to a folder")
-        assert eventually(lambda: (root / "local-bucket/out/sub/a.txt").is_file())
-    assert (root / "local-bucket/out/sub/a.txt").read_text() == "to a folder"
-    assert reports[0].failures == []

@@ -1,16 +1,14 @@
-"""ManifestFile inputs: reading SageMaker's manifest format from a real S3 endpoint (moto's
-server, over HTTP). The same tests against the folder store: tests/unit/test_manifest.py."""
+"""ManifestFile inputs read from a real S3 endpoint (moto's server, over HTTP): what both stores
+share (helpers/manifest_cases.py), and a manifest named by its https:// URI."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from s3_endpoint import S3Helper
 
-# The behaviour both kinds of store share, run against the folder store in
-# tests/unit/test_manifest.py: here against S3 (through the fixture below).
-from unit.test_manifest import (  # noqa: F401
+# The tests both stores share, collected here too.
+from helpers.manifest_cases import (  # noqa: F401
     Buckets,
     test_byte_order_mark_and_extra_prefix_members,
     test_duplicate_entries_are_kept,
@@ -27,14 +25,15 @@ from unit.test_manifest import (  # noqa: F401
     test_prefix_naming_only_a_bucket,
     test_valid_manifest_in_manifest_order,
 )
+from s3_endpoint import S3Helper
 
 from localproc.storage import open_store
 from localproc.transfer.manifest import read_manifest
 
 
 @pytest.fixture(params=["s3"])
-def buckets(request: pytest.FixtureRequest) -> Buckets:
-    s3: S3Helper = request.getfixturevalue("s3")
+def buckets(s3: S3Helper) -> Buckets:
+    """Two buckets in S3 (the folder side of these shared tests: tests/unit/test_manifest.py)."""
 
     def put_s3(bucket: str, key: str, body: bytes) -> None:
         s3.client.put_object(Bucket=bucket, Key=key, Body=body)
