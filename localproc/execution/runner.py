@@ -24,7 +24,7 @@ from localproc.execution.stop import StopSignal, stop_on_signals
 from localproc.execution.uploads import upload
 from localproc.payload.job import JobSpec
 from localproc.plan import JobPlan
-from localproc.records.store import JobStore
+from localproc.records.store import JobStatus, JobStore
 from localproc.runtime.engine import DockerEngine
 from localproc.runtime.protocol import EngineError
 from localproc.storage import ObjectStore
@@ -83,7 +83,7 @@ class Runner:
         self, planning_failure: JobFailure | None, log_stream: TextIO | None, colour: bool
     ) -> RunOutcome:
         ctx = self.ctx
-        outcome = RunOutcome(self.job.name, self.record.arn(), "InProgress", self.job_dir)
+        outcome = RunOutcome(self.job.name, self.record.arn(), JobStatus.IN_PROGRESS, self.job_dir)
         failure, pipe_failure = None, None
         results: list[InstanceResult] = []
         cleanup = Cleanup(self.engine, self.job_dir, self.settings.keep_staging, self.notify)
