@@ -10,6 +10,7 @@ from pathlib import Path
 from localproc.catalog.instance_types import instance_type, smallest_fitting
 from localproc.execution.context import RunContext
 from localproc.execution.outcome import InstanceResult
+from localproc.records.layout import EXIT_MESSAGE_FILE
 from localproc.records.record import InstanceUsage
 
 EXIT_MESSAGE_LIMIT = 1024
@@ -49,7 +50,7 @@ def record_usage(ctx: RunContext, results: list[InstanceResult]) -> list[str]:
 def exit_message(ctx: RunContext) -> str | None:
     parts = []
     for host in ctx.plan.hosts:
-        text = _read_no_follow(ctx.engine.job_output_folder(host) / "message")
+        text = _read_no_follow(ctx.engine.job_output_folder(host) / EXIT_MESSAGE_FILE)
         if text:
             parts.append(text)
     return "".join(parts)[:EXIT_MESSAGE_LIMIT] or None

@@ -192,9 +192,10 @@ def run_job(
     for note in prepared.notes:
         notify(note)
 
-    job_dir = records.claim(job.name, prepared.arn, token=settings.claim_token)
+    records.claim(job.name, prepared.arn, token=settings.claim_token)
     runner = Runner(
-        job, prepared.plan, settings, prepared.store, engine, records, job_dir, notify, progress,
+        job, prepared.plan, settings, prepared.store, engine, records, records.folder(job.name),
+        notify, progress,
         prepared.credentials,
     )  # fmt: skip
     # The handlers go in before the record exists: `stop` (or StopProcessingJob) may come the
