@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from localproc.errors import CannotRunHere, DamagedRecord, LocalprocError
@@ -157,9 +156,8 @@ def _remove_orphan_runner_logs(store: JobStore) -> list[str]:
     caller was told why at the time. A run records its job within two minutes or gives up, so
     a younger file may still belong to a run that is starting."""
     removed = set()
-    runners = store.layout.runners
     settled = time.time() - ORPHAN_RUNNER_LOG_SECONDS
-    for name in _runner_file_names(runners):
+    for name in _runner_file_names(store):
         with contextlib.suppress(OSError, LocalprocError):
             if store.exists(name):
                 continue
@@ -171,12 +169,16 @@ def _remove_orphan_runner_logs(store: JobStore) -> list[str]:
     return sorted(removed)
 
 
-def _runner_file_names(runners: Path) -> set[str]:
-    """The job names that runners/ holds a log (NAME.log) or a status file of."""
-    if not runners.is_dir():
-        return set()
-    names = {log.stem for log in runners.glob("*.log")}
-    names |= {path.name.removesuffix(".status.json") for path in runners.glob("*.status.json")}
+def _runner_file_names(store: JobStore) -> set[str]:
+    """The job names that runners/ holds a log or a status file of (records.layout names
+    them; a job name has no dot, so it is what comes before the first one)."""
+    runners = store.layout.runners
+    names = set()
+    for path in runners.iterdir() if runners.is_dir() else []:
+        name = path.name.split(".", 1)[0]
+        with contextlib.suppress(LocalprocError):  # not a job name: not a runner's file
+            if path in (store.layout.runner_log(name), store.layout.runner_status(name)):
+                names.add(name)
     return names
 
 
