@@ -89,6 +89,7 @@ def remove_orphaned_containers(
 
 
 def load_reconciled(store: JobStore, name: str) -> dict[str, Any]:
+    """The record, reconciled (a dict: what describe, list and the API answer from)."""
     return reconcile(store, name, store.load(name))
 
 

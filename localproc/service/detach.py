@@ -186,7 +186,7 @@ def _wait_until_recorded(
                 ExitStatus.CANNOT_RUN_HERE,
             )
         time.sleep(0.05)
-    return store.load(name)["ProcessingJobArn"]
+    return store.load_record(name).arn
 
 
 def _rejection(status: RunStatus | None, code: int, log_path: Path) -> DetachedRunRejected:
