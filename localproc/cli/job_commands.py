@@ -112,12 +112,16 @@ def stop(
 ) -> None:
     """StopProcessingJob: the job goes Stopping, its containers get SIGTERM, then SIGKILL after
     the grace period, outputs are uploaded, and it ends Stopped."""
+    from localproc.records.status import JobStatus
     from localproc.service.jobs import job_store, stop_job
 
     record = stop_job(job_store(state_dir), name)
     if as_json:
         _print_json(
-            {"ProcessingJobArn": record["ProcessingJobArn"], "ProcessingJobStatus": "Stopping"}
+            {
+                "ProcessingJobArn": record["ProcessingJobArn"],
+                "ProcessingJobStatus": JobStatus.STOPPING.value,
+            }
         )
     else:
         typer.echo(f"Stopping {name}")

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
 from localproc.errors import JobFailure
-from localproc.execution.leftovers import SCRATCH_DIR
 from localproc.execution.settings import Notify
 from localproc.files import remove_tree
+from localproc.records.layout import JobFolder
 from localproc.runtime.protocol import Engine, EngineError
 from localproc.transfer.disarm import describe as describe_disarmed
 from localproc.transfer.disarm import disarm_tree
@@ -29,10 +28,10 @@ def stop_feeders(feeders: list[PipeFeeder]) -> JobFailure | None:
 
 class Cleanup:
     def __init__(
-        self, engine: Engine | None, job_dir: Path, keep_staging: bool, notify: Notify
+        self, engine: Engine | None, folder: JobFolder, keep_staging: bool, notify: Notify
     ) -> None:
         self._engine = engine
-        self._job_dir = job_dir
+        self._folder = folder
         self._keep_staging = keep_staging
         self._notify = notify
         self._removal: threading.Thread | None = None
@@ -50,7 +49,7 @@ class Cleanup:
                 finish_continuous()
             finally:
                 # Snapshots of Continuous outputs wait in scratch/ only until uploaded.
-                remove_tree(self._job_dir / SCRATCH_DIR)
+                remove_tree(self._folder.scratch)
                 if not self._keep_staging and self._engine is not None:
                     self._engine.discard_inputs()
 
@@ -68,5 +67,6 @@ class Cleanup:
     def disarm(self) -> None:
         """The containers are gone: nothing they left in the job's folder keeps a setuid bit
         or is a device node."""
-        for line in describe_disarmed(disarm_tree(self._job_dir), self._job_dir):
+        path = self._folder.path
+        for line in describe_disarmed(disarm_tree(path), path):
             self._notify(line)

@@ -6,11 +6,12 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import Any
 
 from localproc.catalog.instance_types import instance_type, smallest_fitting
 from localproc.execution.context import RunContext
 from localproc.execution.outcome import InstanceResult
+from localproc.records.layout import EXIT_MESSAGE_FILE
+from localproc.records.record import InstanceUsage
 
 EXIT_MESSAGE_LIMIT = 1024
 
@@ -24,16 +25,13 @@ def record_usage(ctx: RunContext, results: list[InstanceResult]) -> list[str]:
     """Each instance's peak memory and CPU time, and the smallest instance type of the same
     family that would have held that peak: local runs are how people size instances."""
     lines: list[str] = []
-    usage: dict[str, Any] = {}
+    usage: dict[str, InstanceUsage] = {}
     family = instance_type(ctx.job.instance_type).family
     for result in results:
         if result.peak_memory_bytes is None:
             lines.append(f"{result.host}: ended before its memory could be sampled")
             continue
-        usage[result.host] = {
-            "PeakMemoryBytes": result.peak_memory_bytes,
-            "CpuSeconds": result.cpu_seconds,
-        }
+        usage[result.host] = InstanceUsage(result.peak_memory_bytes, result.cpu_seconds)
         fitting = smallest_fitting(family, result.peak_memory_bytes)
         advice = (
             f"smallest {family} that holds it: {fitting.name}"
@@ -52,7 +50,7 @@ def record_usage(ctx: RunContext, results: list[InstanceResult]) -> list[str]:
 def exit_message(ctx: RunContext) -> str | None:
     parts = []
     for host in ctx.plan.hosts:
-        text = _read_no_follow(ctx.engine.job_output_folder(host) / "message")
+        text = _read_no_follow(ctx.engine.job_output_folder(host) / EXIT_MESSAGE_FILE)
         if text:
             parts.append(text)
     return "".join(parts)[:EXIT_MESSAGE_LIMIT] or None

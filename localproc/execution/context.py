@@ -4,13 +4,13 @@ the stop signal, and the pieces that outlive one step (pipe feeders, Continuous 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from localproc.execution.record import RunRecord
 from localproc.execution.settings import Notify, RunSettings
 from localproc.execution.stop import StopSignal
 from localproc.payload.job import JobSpec
 from localproc.plan import JobPlan
+from localproc.records.layout import JobFolder
 from localproc.runtime.protocol import Engine
 from localproc.storage import ObjectStore
 from localproc.transfer.continuous import ContinuousUploader
@@ -27,7 +27,7 @@ class RunContext:
     store: ObjectStore
     engine: Engine
     record: RunRecord
-    job_dir: Path
+    folder: JobFolder  # the job's folder: every path of it
     notify: Notify
     progress: TransferProgress
     stop: StopSignal

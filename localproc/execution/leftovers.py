@@ -11,59 +11,77 @@ from typing import Any
 
 from localproc.errors import CannotRunHere, DamagedRecord, LocalprocError
 from localproc.files import remove_tree
-from localproc.liveness import identity_alive, identity_from_label, runner_label
-from localproc.records.store import PRIVATE_KEY, RUNNING, JobStore, now, timestamp
+from localproc.liveness import RunnerIdentity
+from localproc.records.layout import SCRATCH_DIR
+from localproc.records.store import JobRecord, JobStatus, JobStore, now
 from localproc.runtime.engine import DockerEngine, EngineError
 from localproc.transfer.cache import InputCache
 from localproc.transfer.disarm import disarm_tree
 
 # A background run records its job within two minutes or gives up (detach.START_TIMEOUT_SECONDS).
 ORPHAN_RUNNER_LOG_SECONDS = 600
-SCRATCH_DIR = "scratch"  # in a job's folder: snapshots of Continuous outputs before upload
 RUNNER_DIED = "InternalServerError: the runner exited unexpectedly"
 
 
-def runner_alive(record: dict[str, Any]) -> bool:
-    return identity_alive(record.get(PRIVATE_KEY) or {})
+__all__ = [
+    "ORPHAN_RUNNER_LOG_SECONDS",
+    "RUNNER_DIED",
+    "SCRATCH_DIR",  # records.layout's, still importable from here
+    "GarbageReport",
+    "collect_garbage",
+    "connect_engine_if_possible",
+    "load_reconciled",
+    "reconcile",
+    "remove_orphaned_containers",
+    "runner_alive",
+]
+
+
+def runner_alive(record: dict[str, Any] | JobRecord) -> bool:
+    return _typed(record).runner_alive()
+
+
+def _typed(record: dict[str, Any] | JobRecord) -> JobRecord:
+    return record if isinstance(record, JobRecord) else JobRecord.from_dict(record)
 
 
 def reconcile(
-    store: JobStore, name: str, record: dict[str, Any], engine: DockerEngine | None = None
+    store: JobStore,
+    name: str,
+    record: dict[str, Any] | JobRecord,
+    engine: DockerEngine | None = None,
 ) -> dict[str, Any]:
     """A running record whose runner is gone becomes Failed, and the containers that runner
     left (which would otherwise run on past their deadline) are stopped and removed; returns
     the current record."""
-    if record.get("ProcessingJobStatus") not in RUNNING or runner_alive(record):
-        return record
-    if remove_orphaned_containers(name, record, engine):
-        disarm_tree(store.job_dir(name))  # the containers are gone: nothing writes there now
-    changes = {
-        "ProcessingJobStatus": "Failed",
-        "FailureReason": RUNNER_DIED,
-        "ProcessingEndTime": timestamp(now()),
-    }
+    typed = _typed(record)
+    if not typed.status.running or typed.runner_alive():
+        return record if isinstance(record, dict) else typed.to_dict()
+    if remove_orphaned_containers(name, typed, engine):
+        disarm_tree(store.folder(name).path)  # the containers are gone: nothing writes there now
+    changes = {"status": JobStatus.FAILED, "failure_reason": RUNNER_DIED, "end_time": now()}
     try:
-        return store.update(name, changes)
+        return store.update_record(name, **changes).to_dict()
     except OSError:
         # Cannot be written now (a full disk, a read-only state dir): the answer is the same,
         # and the next reader records it.
-        return {**record, **changes}
+        return typed.with_changes(**changes).to_dict()
 
 
 def remove_orphaned_containers(
-    name: str, record: dict[str, Any], engine: DockerEngine | None = None
+    name: str, record: dict[str, Any] | JobRecord, engine: DockerEngine | None = None
 ) -> bool:
     """The engine objects of this job made by its (dead) runner, found by the runner's label:
     a run of the same name by another runner is never touched. Nothing when no engine answers
     (`gc` removes them later). True once none of them is left."""
-    info = record.get(PRIVATE_KEY) or {}
-    if not isinstance(info.get("RunnerPid"), int):
+    runner = _typed(record).runner
+    if runner is None:
         return False
     engine = engine or connect_engine_if_possible()
     if engine is None:
         return False
     try:
-        for run in engine.runs_of(name, runner_label(info)):
+        for run in engine.runs_of(name, runner.label()):
             engine.remove_leftover(run)
     except EngineError:
         return False
@@ -71,6 +89,7 @@ def remove_orphaned_containers(
 
 
 def load_reconciled(store: JobStore, name: str) -> dict[str, Any]:
+    """The record, reconciled (a dict: what describe, list and the API answer from)."""
     return reconcile(store, name, store.load(name))
 
 
@@ -94,26 +113,26 @@ def collect_garbage(
     report = GarbageReport([], [], [])
     for name in store.names():
         try:
-            record = store.load(name)
+            record = store.load_record(name)
         except DamagedRecord as damaged:
             report.unreadable.append(str(damaged.path))  # left for `delete`: it holds data
             continue
-        if record.get("ProcessingJobStatus") in RUNNING and not runner_alive(record):
+        if record.status.running and not record.runner_alive():
             reconcile(store, name, record, engine)
             report.reconciled.append(name)
-        if runner_alive(record):
+        if record.runner_alive():
             continue
-        staging = store.job_dir(name) / "staging"
+        folder = store.folder(name)
         # A runner killed mid-upload may leave Continuous snapshots behind in scratch/.
-        remove_tree(store.job_dir(name) / SCRATCH_DIR)
-        if staging.is_dir() and not (record.get(PRIVATE_KEY) or {}).get("KeepStaging"):
-            remove_tree(staging)
+        remove_tree(folder.scratch)
+        if folder.staging.is_dir() and not record.keep_staging:
+            remove_tree(folder.staging)
             report.removed_staging.append(name)
     if engine is not None:
         # Run by run (each run's objects carry its id): a live run is never touched, even one
         # of the same job name from another state dir.
         for run in engine.leftover_runs():
-            if not any(identity_alive(identity_from_label(label)) for label in run.runners):
+            if not any(_label_alive(label) for label in run.runners):
                 engine.remove_leftover(run)
                 if run.job_name not in report.removed_resources:
                     report.removed_resources.append(run.job_name)
@@ -123,23 +142,45 @@ def collect_garbage(
         name for name in store.stale_claims() if store.clear_stale_claim(name)
     ]
     if cache_cap_bytes is not None:
-        report.cache_bytes_freed = InputCache(store.state_dir / "cache", cache_cap_bytes).trim()
+        report.cache_bytes_freed = InputCache(store.layout.cache, cache_cap_bytes).trim()
     return report
 
 
+def _label_alive(label: str) -> bool:
+    identity = RunnerIdentity.from_label(label)
+    return identity is not None and identity.alive()
+
+
 def _remove_orphan_runner_logs(store: JobStore) -> list[str]:
-    """Runner logs of background runs that never recorded their job (rejected, or killed before
-    that): the caller was told why at the time. A run records its job within two minutes or
-    gives up, so a younger log may still belong to a run that is starting."""
-    removed = []
-    folder = store.state_dir / "runners"
+    """Runner logs and status files of background runs that never recorded their job
+    (rejected, or killed before that; a status file outlives a parent that died waiting): the
+    caller was told why at the time. A run records its job within two minutes or gives up, so
+    a younger file may still belong to a run that is starting."""
+    removed = set()
     settled = time.time() - ORPHAN_RUNNER_LOG_SECONDS
-    for log in folder.glob("*.log") if folder.is_dir() else []:
+    for name in _runner_file_names(store):
         with contextlib.suppress(OSError, LocalprocError):
-            if not store.exists(log.stem) and log.stat().st_mtime < settled:
-                log.unlink()
-                removed.append(log.stem)
+            if store.exists(name):
+                continue
+            for path in (store.layout.runner_log(name), store.layout.runner_status(name)):
+                with contextlib.suppress(FileNotFoundError):
+                    if path.stat().st_mtime < settled:
+                        path.unlink()
+                        removed.add(name)
     return sorted(removed)
+
+
+def _runner_file_names(store: JobStore) -> set[str]:
+    """The job names that runners/ holds a log or a status file of (records.layout names
+    them; a job name has no dot, so it is what comes before the first one)."""
+    runners = store.layout.runners
+    names = set()
+    for path in runners.iterdir() if runners.is_dir() else []:
+        name = path.name.split(".", 1)[0]
+        with contextlib.suppress(LocalprocError):  # not a job name: not a runner's file
+            if path in (store.layout.runner_log(name), store.layout.runner_status(name)):
+                names.add(name)
+    return names
 
 
 def connect_engine_if_possible() -> DockerEngine | None:

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from localproc.errors import algorithm_error
+from localproc.records.status import JobStatus
 
 FAILURE_REASON_LIMIT = 1024  # the API's own cap on the field
 DEADLINE_REASON = "deadline"
@@ -44,7 +45,8 @@ class Happened:
     pipe_failure: str | None = None
     stop_reason: str | None = None  # DEADLINE_REASON when MaxRuntimeInSeconds ran out
     upload_failures: str | None = None  # the uploads' failure summary, None when all went up
-    record_status: str = "InProgress"  # the record's status just before the end is written
+    # the record's status just before the end is written
+    record_status: JobStatus | str = JobStatus.IN_PROGRESS
     instance_type: str = ""
     memory_limit_bytes: int | None = None
     max_runtime_seconds: int | None = None
@@ -52,48 +54,48 @@ class Happened:
 
 @dataclass(frozen=True)
 class Verdict:
-    status: str  # Completed | Failed | Stopped
+    status: JobStatus  # Completed | Failed | Stopped
     failure_reason: str | None
 
 
 def decide(happened: Happened) -> Verdict:
     status, reason = _verdict_before_uploads(happened)
     if happened.stop_reason is not None:
-        status, reason = "Stopped", _stopped_reason(happened)
-    elif happened.upload_failures and status == "Completed":
+        status, reason = JobStatus.STOPPED, _stopped_reason(happened)
+    elif happened.upload_failures and status == JobStatus.COMPLETED:
         status, reason = (
-            "Failed",
+            JobStatus.FAILED,
             "ClientError: Failed to upload output " + happened.upload_failures,
         )
-    if happened.record_status == "Stopping":
-        status = "Stopped"  # `localproc stop` came in as the job ended by itself
+    if happened.record_status == JobStatus.STOPPING:
+        status = JobStatus.STOPPED  # `localproc stop` came in as the job ended by itself
     return Verdict(status, _capped(reason, FAILURE_REASON_LIMIT))
 
 
-def _verdict_before_uploads(happened: Happened) -> tuple[str, str | None]:
+def _verdict_before_uploads(happened: Happened) -> tuple[JobStatus, str | None]:
     if happened.failure is not None:
-        return "Failed", happened.failure
+        return JobStatus.FAILED, happened.failure
     status, reason = judge(happened)
     if happened.pipe_failure is not None:
-        return "Failed", happened.pipe_failure
+        return JobStatus.FAILED, happened.pipe_failure
     return status, reason
 
 
-def judge(happened: Happened) -> tuple[str, str | None]:
+def judge(happened: Happened) -> tuple[JobStatus, str | None]:
     """Completed when every instance exits 0; otherwise the first instance that failed by itself
     (not one we stopped because of it) names the reason."""
     failed = [r for r in happened.results if r.exit_code != 0]
     if not failed:
-        return "Completed", None
+        return JobStatus.COMPLETED, None
     culprit = next((r for r in failed if not r.stopped_by_us), failed[0])
     if culprit.oom_killed:
         limit = happened.memory_limit_bytes
         limit_text = f"its memory limit of {limit / 2**20:.0f} MiB" if limit else "memory"
-        return "Failed", algorithm_error(
+        return JobStatus.FAILED, algorithm_error(
             f"{culprit.host} ran out of memory: it used all of {limit_text} "
             f"({happened.instance_type}) and was killed (exit code {culprit.exit_code})."
         ).reason
-    return "Failed", algorithm_error(
+    return JobStatus.FAILED, algorithm_error(
         f"{culprit.host} exited with code {culprit.exit_code}. See the job's logs for more "
         "information."
     ).reason

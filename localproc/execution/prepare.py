@@ -22,9 +22,9 @@ from localproc.execution.leftovers import collect_garbage
 from localproc.execution.runner import Runner
 from localproc.execution.settings import Notify, RunOutcome, RunSettings
 from localproc.execution.stop import stop_on_signals
-from localproc.liveness import process_identity, runner_label
+from localproc.liveness import RunnerIdentity
 from localproc.plan import HostCapacity, ImageConfig, JobPlan, build_plan, job_arn
-from localproc.records.store import PRIVATE_KEY, JobStore, now, timestamp
+from localproc.records.store import JobRecord, JobStore
 
 __all__ = ["Preparation", "RunOutcome", "RunSettings", "prepare", "prepare_request", "run_job"]
 from localproc.payload.echo import service_echo
@@ -145,7 +145,7 @@ def prepare(request: dict[str, Any], settings: RunSettings, dry_run: bool = Fals
         preparation.plan = build_plan(
             job, list_inputs(job, store), image, region, host,
             resource_limits_enabled=settings.resource_limits,
-            runner_label=runner_label(process_identity()),
+            runner_label=RunnerIdentity.current().label(),
         )  # fmt: skip
     except JobFailure as failure:  # e.g. an empty prefix: the job exists, and fails
         preparation.failure = failure
@@ -192,9 +192,10 @@ def run_job(
     for note in prepared.notes:
         notify(note)
 
-    job_dir = records.claim(job.name, prepared.arn, token=settings.claim_token)
+    records.claim(job.name, prepared.arn, token=settings.claim_token)
     runner = Runner(
-        job, prepared.plan, settings, prepared.store, engine, records, job_dir, notify, progress,
+        job, prepared.plan, settings, prepared.store, engine, records, records.folder(job.name),
+        notify, progress,
         prepared.credentials,
     )  # fmt: skip
     # The handlers go in before the record exists: `stop` (or StopProcessingJob) may come the
@@ -208,7 +209,7 @@ def _record_or_give_up(records: JobStore, job: JobSpec, arn: str, settings: RunS
     """Write the job's first record; a state dir that cannot take it (a full disk) means the
     job cannot run here: the claim is given up, nothing else was made."""
     try:
-        records.create(job.name, _initial_record(job, arn, settings))
+        records.create_record(job.name, _initial_record(job, arn, settings))
     except OSError as err:
         records.release_claim(job.name, records.claim_token(job.name))
         raise CannotRunHere(
@@ -260,13 +261,7 @@ def _notes(job: JobSpec, plan: JobPlan | None) -> list[str]:
     return notes
 
 
-def _initial_record(job: JobSpec, arn: str, settings: RunSettings) -> dict[str, Any]:
-    created = timestamp(now())
-    return {
-        **service_echo(job.request),
-        "ProcessingJobArn": arn,
-        "ProcessingJobStatus": "InProgress",
-        "CreationTime": created,
-        "LastModifiedTime": created,
-        PRIVATE_KEY: {**process_identity(), "KeepStaging": settings.keep_staging},
-    }
+def _initial_record(job: JobSpec, arn: str, settings: RunSettings) -> JobRecord:
+    return JobRecord.new(
+        service_echo(job.request), arn, RunnerIdentity.current(), settings.keep_staging
+    )

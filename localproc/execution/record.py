@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from collections.abc import Mapping
 
-from localproc.records.store import PRIVATE_KEY, IllegalTransition, JobStore, now, timestamp
+from localproc.records.record import InstanceUsage
+from localproc.records.store import IllegalTransition, JobStatus, JobStore, now
 
 
 class RunRecord:
@@ -14,34 +15,30 @@ class RunRecord:
         self._name = name
 
     def arn(self) -> str:
-        return self._records.load(self._name)["ProcessingJobArn"]
+        return self._records.load_record(self._name).arn
 
-    def status(self) -> str:
-        return self._records.load(self._name)["ProcessingJobStatus"]
+    def status(self) -> JobStatus:
+        return self._records.load_record(self._name).status
 
     def started(self) -> None:
-        self._records.update(self._name, {"ProcessingStartTime": timestamp(now())})
+        self._records.update_record(self._name, start_time=now())
 
     def stopping(self) -> None:
         """`describe` shows Stopping from the moment a stop begins, as the service does."""
         # `localproc stop` may set it between the load and the update: then it is already so.
         with contextlib.suppress(IllegalTransition):
-            if self.status() == "InProgress":
-                self._records.update(self._name, {"ProcessingJobStatus": "Stopping"})
+            if self.status() is JobStatus.IN_PROGRESS:
+                self._records.update_record(self._name, status=JobStatus.STOPPING)
 
-    def usage(self, usage: dict[str, Any], lines: list[str]) -> None:
+    def usage(self, usage: Mapping[str, InstanceUsage], lines: list[str]) -> None:
         # The lines too, so that `describe` can give the same sizing advice later.
-        record = self._records.load(self._name)
-        private = {**record.get(PRIVATE_KEY, {}), "InstanceUsage": usage, "UsageLines": lines}
-        self._records.update(self._name, {PRIVATE_KEY: private})
+        self._records.update_record(self._name, instance_usage=usage, usage_lines=lines)
 
-    def finish(self, status: str, reason: str | None, exit_message: str | None) -> None:
-        self._records.update(
+    def finish(self, status: JobStatus, reason: str | None, exit_message: str | None) -> None:
+        self._records.update_record(
             self._name,
-            {
-                "ProcessingJobStatus": status,
-                "ProcessingEndTime": timestamp(now()),
-                "FailureReason": reason,
-                "ExitMessage": exit_message,
-            },
+            status=status,
+            end_time=now(),
+            failure_reason=reason,
+            exit_message=exit_message,
         )

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 from typing import TextIO
 
 from localproc.errors import JobFailure, LocalprocError
@@ -24,7 +23,8 @@ from localproc.execution.stop import StopSignal, stop_on_signals
 from localproc.execution.uploads import upload
 from localproc.payload.job import JobSpec
 from localproc.plan import JobPlan
-from localproc.records.store import JobStore
+from localproc.records.layout import JobFolder
+from localproc.records.store import JobStatus, JobStore
 from localproc.runtime.engine import DockerEngine
 from localproc.runtime.protocol import EngineError
 from localproc.storage import ObjectStore
@@ -44,19 +44,19 @@ class Runner:
         store: ObjectStore,
         engine: DockerEngine,
         records: JobStore,
-        job_dir: Path,
+        folder: JobFolder,
         notify: Notify,
         progress: TransferProgress | None = None,
         credentials: dict[str, str] | None = None,
     ) -> None:
         self.job = job
         self.settings = settings
-        self.job_dir = job_dir
+        self.folder = folder
         self.notify = notify
         self.started = time.monotonic()
         self.stop = StopSignal()
         self.record = RunRecord(records, job.name)
-        self.engine = engine.for_run(plan, job_dir) if plan is not None else None
+        self.engine = engine.for_run(plan, folder) if plan is not None else None
         self.ctx = (
             RunContext(
                 job,
@@ -65,7 +65,7 @@ class Runner:
                 store,
                 self.engine,
                 self.record,
-                job_dir,
+                folder,
                 notify,
                 progress or TransferProgress(sys.stderr, enabled=False),
                 self.stop,
@@ -83,10 +83,12 @@ class Runner:
         self, planning_failure: JobFailure | None, log_stream: TextIO | None, colour: bool
     ) -> RunOutcome:
         ctx = self.ctx
-        outcome = RunOutcome(self.job.name, self.record.arn(), "InProgress", self.job_dir)
+        outcome = RunOutcome(
+            self.job.name, self.record.arn(), JobStatus.IN_PROGRESS, self.folder.path
+        )
         failure, pipe_failure = None, None
         results: list[InstanceResult] = []
-        cleanup = Cleanup(self.engine, self.job_dir, self.settings.keep_staging, self.notify)
+        cleanup = Cleanup(self.engine, self.folder, self.settings.keep_staging, self.notify)
         try:
             if planning_failure is not None:
                 raise planning_failure

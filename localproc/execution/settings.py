@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from localproc.errors import ExitStatus
+from localproc.records.status import JobStatus
 from localproc.transfer.cache import DEFAULT_CAP_BYTES
 from localproc.transfer.upload import UploadReport
 
@@ -34,7 +35,7 @@ class RunSettings:
 class RunOutcome:
     name: str
     arn: str
-    status: str
+    status: JobStatus
     job_dir: Path
     failure_reason: str | None = None
     exit_message: str | None = None
@@ -45,6 +46,6 @@ class RunOutcome:
     @property
     def exit_status(self) -> ExitStatus:
         return {
-            "Completed": ExitStatus.COMPLETED,
-            "Stopped": ExitStatus.STOPPED,
+            JobStatus.COMPLETED: ExitStatus.COMPLETED,
+            JobStatus.STOPPED: ExitStatus.STOPPED,
         }.get(self.status, ExitStatus.FAILED)

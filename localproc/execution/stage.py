@@ -5,6 +5,7 @@ downloads in flight."""
 from __future__ import annotations
 
 from localproc.execution.context import RunContext
+from localproc.records.layout import StateDir
 from localproc.transfer.cache import InputCache
 from localproc.transfer.staging import stage_inputs
 
@@ -21,7 +22,7 @@ def stage(ctx: RunContext) -> None:
     if unique:
         ctx.notify(f"staging {len(unique)} input object(s) from {ctx.store.describe()}")
     cache = (
-        InputCache(settings.state_dir / "cache", settings.cache_cap_bytes)
+        InputCache(StateDir(settings.state_dir).cache, settings.cache_cap_bytes)
         if settings.use_cache
         else None
     )

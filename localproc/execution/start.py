@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TextIO
 
 from localproc.execution.context import RunContext
-from localproc.execution.leftovers import SCRATCH_DIR
 from localproc.execution.outcome import InstanceResult
 from localproc.execution.watch import Watch
 from localproc.runtime.logs import LogSink
@@ -23,7 +22,7 @@ def start_and_watch(
     plan = ctx.plan
     ctx.feeders = start_pipe_feeders(plan, ctx.store, lambda host, name: fifos[(host, name)])
     _start_continuous_uploads(ctx)
-    sink = LogSink(log_stream, ctx.job_dir / "logs", colour=colour)
+    sink = LogSink(log_stream, ctx.folder.logs, colour=colour)
     ctx.engine.create_instances(ctx.credentials)
     watch = Watch(
         ctx.engine, plan.hosts, sink, ctx.stop, ctx.settings.stop_grace_seconds,
@@ -57,7 +56,7 @@ def _start_continuous_uploads(ctx: RunContext) -> None:
         ctx.store,
         ctx.job.output_kms_key_id,
         warn=lambda message: ctx.notify(f"warning: {message}"),
-        scratch_dir=_private_dir(ctx.job_dir / SCRATCH_DIR),
+        scratch_dir=_private_dir(ctx.folder.scratch),
     )
     ctx.continuous.start()
 

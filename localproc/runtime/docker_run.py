@@ -17,22 +17,26 @@ from localproc.files import remove_tree
 from localproc.plan import InstancePlan, JobPlan, MountPlan
 from localproc.runtime.docker_logs import DockerLogFollower
 from localproc.runtime.engine import DockerEngine, Mount, engine_errors
-from localproc.runtime.protocol import InstanceExit, LogFollower, LogSinkLike, UsageSample
+from localproc.runtime.protocol import (
+    HostFolders,
+    InstanceExit,
+    LogFollower,
+    LogSinkLike,
+    UsageSample,
+)
 
 if TYPE_CHECKING:
     from docker.models.containers import Container
 
-STAGING = "staging"  # below the job's folder: staging/algo-i/<InputName>/
-
 
 class DockerRun:
-    """Executes `plan` on a local Docker engine; `workspace` is the job's folder, which keeps
-    algo-i/{config,output,outputs/<OutputName>} and staging/algo-i/<InputName>."""
+    """Executes `plan` on a local Docker engine; `folders` are the job's folders (its config,
+    output and outputs per instance, and staging/, which holds algo-i/<InputName>)."""
 
-    def __init__(self, engine: DockerEngine, plan: JobPlan, workspace: Path) -> None:
+    def __init__(self, engine: DockerEngine, plan: JobPlan, folders: HostFolders) -> None:
         self._engine = engine
         self._plan = plan
-        self._workspace = workspace
+        self._folders = folders
         self._peers: dict[str, str] = {}  # algo-i → fixed address on the job's own network
         self._containers: dict[str, Container] = {}
 
@@ -46,7 +50,7 @@ class DockerRun:
             )  # fmt: skip
 
     def input_folder(self, host: str, input_name: str) -> Path:
-        return self._workspace / STAGING / host / input_name
+        return self._folders.staging / host / input_name
 
     def place_inputs(self, host: str) -> None:
         """Nothing to do: the staged folders are bind-mounted."""
@@ -61,7 +65,7 @@ class DockerRun:
     def place_config(self, host: str) -> None:
         """The config files, and the empty output folders (writable by any user)."""
         instance = self._plan.instance(host)
-        config_dir = self._workspace / host / "config"
+        config_dir = self._folders.config(host)
         config_dir.mkdir(parents=True, exist_ok=True)
         for name, text in instance.config_files.items():
             (config_dir / name).write_text(text, encoding="utf-8")
@@ -70,10 +74,10 @@ class DockerRun:
             _writable(self.output_folder(host, upload.output_name))
 
     def output_folder(self, host: str, output_name: str) -> Path:
-        return self._workspace / host / "outputs" / output_name
+        return self._folders.outputs(host, output_name)
 
     def job_output_folder(self, host: str) -> Path:
-        return self._workspace / host / "output"
+        return self._folders.output(host)
 
     # -- containers ----------------------------------------------------------------------------
     def create_instances(self, secrets: Mapping[str, str]) -> None:
@@ -92,7 +96,7 @@ class DockerRun:
 
     def _bind(self, host: str, mount: MountPlan) -> Mount:
         folders = {
-            "config": lambda: self._workspace / host / "config",
+            "config": lambda: self._folders.config(host),
             "job-output": lambda: self.job_output_folder(host),
             "input": lambda: self.input_folder(host, str(mount.name)),
             "pipe": lambda: self.input_folder(host, str(mount.name)),
@@ -158,7 +162,7 @@ class DockerRun:
         self._engine.remove_run_resources(self._plan.run_id)
 
     def discard_inputs(self) -> None:
-        remove_tree(self._workspace / STAGING)
+        remove_tree(self._folders.staging)
 
 
 def _writable(path: Path) -> Path:

@@ -8,7 +8,6 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from localproc.errors import CannotRunHere
@@ -28,7 +27,7 @@ from localproc.plan.naming import (
     pids_limit,
 )
 from localproc.runtime import firewall
-from localproc.runtime.protocol import Engine, EngineError
+from localproc.runtime.protocol import Engine, EngineError, HostFolders
 
 __all__ = [
     "DEFAULT_NETWORK",
@@ -105,11 +104,11 @@ class DockerEngine:
             ) from err
         return cls(client)
 
-    def for_run(self, plan: JobPlan, workspace: Path) -> Engine:
-        """The engine seam for one run of `plan`, its host folders in `workspace`."""
+    def for_run(self, plan: JobPlan, folders: HostFolders) -> Engine:
+        """The engine seam for one run of `plan`, its host folders where `folders` says."""
         from localproc.runtime.docker_run import DockerRun
 
-        return DockerRun(self, plan, workspace)
+        return DockerRun(self, plan, folders)
 
     # -- images --------------------------------------------------------------------------------
     def image_config(self, uri: str, pull: bool = True) -> ImageConfig:

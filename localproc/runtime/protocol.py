@@ -68,6 +68,24 @@ class LogFollower(Protocol):
         """Return once every byte of the instance's log is in the sink (after `exited`)."""
 
 
+class HostFolders(Protocol):
+    """Where a run's local folders are (the job's folder: records.layout.JobFolder is one,
+    passed in by execution/, so that runtime/ needs no record store)."""
+
+    @property
+    def staging(self) -> Path:
+        """The staged inputs (`staging/algo-i/<InputName>/`)."""
+
+    def config(self, host: str) -> Path:
+        """The instance's config files."""
+
+    def output(self, host: str) -> Path:
+        """The instance's /opt/ml/output."""
+
+    def outputs(self, host: str, output_name: str) -> Path:
+        """An output's LocalPath of the instance."""
+
+
 class Engine(Protocol):
     """Executes one JobPlan (given when the engine object is made). Methods that name a `host`
     act on that instance (algo-i); every method may raise EngineError."""

@@ -18,7 +18,7 @@ from localproc.errors import (
 )
 from localproc.execution.prepare import RunSettings, job_arn_for
 from localproc.payload.service_model import sagemaker_model
-from localproc.records.store import RUNNING
+from localproc.records.status import JobStatus
 from localproc.serve import cloudwatch_logs
 from localproc.serve.cloudwatch_logs import CloudWatchLogs
 from localproc.serve.errors import api_error
@@ -139,13 +139,13 @@ class ProcessingApi:
         with self._lock:
             for name in sorted(self._created):
                 try:
-                    status = describe_job(self.store, name)["ProcessingJobStatus"]
+                    status = JobStatus(describe_job(self.store, name)["ProcessingJobStatus"])
                 except ResourceNotFound:  # deleted by `localproc delete`
                     self._created.discard(name)
                     continue
                 except DamagedRecord:
                     continue
-                if status in RUNNING:
+                if status.running:
                     running.append(name)
         return running
 

@@ -97,11 +97,6 @@ def reporting_to_parent() -> Iterator[None]:
         raise
 
 
-def status_file(log_path: Path) -> Path:
-    """Beside the runner log (runners/NAME.status.json); removed once the parent has read it."""
-    return log_path.with_name(log_path.stem + ".status.json")
-
-
 def start_detached(request: dict[str, Any], settings: RunSettings) -> str:
     """Start `localproc run -` in the background with the validated request on its stdin;
     return the job's ARN once the job is recorded.
@@ -125,8 +120,8 @@ def _start_and_wait(
     request: dict[str, Any], settings: RunSettings, store: JobStore, token: str
 ) -> str:
     name = request["ProcessingJobName"]
-    log_path = store.runner_log(name)
-    status_path = status_file(log_path)
+    # Beside the runner log (runners/NAME.status.json); removed once the parent has read it.
+    log_path, status_path = store.layout.runner_log(name), store.layout.runner_status(name)
     private_dir(log_path.parent)
     status_path.unlink(missing_ok=True)
     options = RunOptions.from_settings(settings).to_argv()
@@ -191,7 +186,7 @@ def _wait_until_recorded(
                 ExitStatus.CANNOT_RUN_HERE,
             )
         time.sleep(0.05)
-    return store.load(name)["ProcessingJobArn"]
+    return store.load_record(name).arn
 
 
 def _rejection(status: RunStatus | None, code: int, log_path: Path) -> DetachedRunRejected:

@@ -7,7 +7,6 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import stat
 import time
 from collections.abc import Callable, Iterator
@@ -26,16 +25,7 @@ from localproc.execution.leftovers import (
     runner_alive,
 )
 from localproc.records.listing import ListQuery, list_page
-from localproc.records.store import (
-    ENDED,
-    PRIVATE_KEY,
-    RUNNING,
-    JobStore,
-    describe_shape,
-    now,
-    parse_timestamp,
-    timestamp,
-)
+from localproc.records.store import JobRecord, JobStatus, JobStore, now, parse_timestamp
 from localproc.transfer.disarm import disarm_tree
 
 # `stop` of a job whose runner died: its containers are stopped and removed, nothing uploaded.
@@ -51,7 +41,7 @@ def job_store(state_dir: Path) -> JobStore:
 
 
 def describe_job(store: JobStore, name: str) -> dict[str, Any]:
-    return _without_nulls(describe_shape(load_reconciled(store, name)))
+    return JobRecord.from_dict(load_reconciled(store, name)).describe()
 
 
 @dataclass(frozen=True)
@@ -68,14 +58,14 @@ class JobDetails:
 def job_details(store: JobStore, name: str) -> JobDetails:
     described = describe_job(store, name)
     return JobDetails(
-        described, store.job_dir(name), actual_cost(described), usage_lines(store, name)
+        described, store.folder(name).path, actual_cost(described), usage_lines(store, name)
     )
 
 
 def usage_lines(store: JobStore, name: str) -> list[str]:
     """Each instance's peak memory and CPU, with the smallest instance type that would have
     held it, as `run` printed them at the end (none for a job that ran no container)."""
-    return list((store.load(name).get(PRIVATE_KEY) or {}).get("UsageLines") or [])
+    return store.load_record(name).usage_lines
 
 
 def list_jobs(
@@ -122,27 +112,22 @@ def stop_job(store: JobStore, name: str) -> dict[str, Any]:
     """StopProcessingJob: mark the job Stopping and tell its runner, which stops the containers
     (SIGTERM, grace period, SIGKILL), uploads outputs and records Stopped. A job whose runner
     died is stopped here: its containers are removed and it is recorded Stopped."""
-    current = store.load(name)
-    if current.get("ProcessingJobStatus") in RUNNING and not runner_alive(current):
+    current = store.load_record(name)
+    if current.status.running and not runner_alive(current):
         if remove_orphaned_containers(name, current):
-            disarm_tree(store.job_dir(name))
-        if current["ProcessingJobStatus"] == "InProgress":
-            store.request_stop(name)
-        ended = store.update(
-            name,
-            {
-                "ProcessingJobStatus": "Stopped",
-                "FailureReason": RUNNER_DIED_STOPPED,
-                "ProcessingEndTime": timestamp(now()),
-            },
+            disarm_tree(store.folder(name).path)
+        if current.status is JobStatus.IN_PROGRESS:
+            store.request_stop_record(name)
+        ended = store.update_record(
+            name, status=JobStatus.STOPPED, failure_reason=RUNNER_DIED_STOPPED, end_time=now()
         )
-        return describe_shape(ended)
+        return dict(ended.members)
     load_reconciled(store, name)
-    record = store.request_stop(name)
-    info = record.get(PRIVATE_KEY) or {}
-    if runner_alive(record) and info.get("RunnerHost") in (None, socket.gethostname()):
-        os.kill(int(info["RunnerPid"]), signal.SIGTERM)
-    return describe_shape(record)
+    record = store.request_stop_record(name)
+    runner = record.runner
+    if runner is not None and runner.alive() and runner.on_this_host():
+        os.kill(runner.pid, signal.SIGTERM)
+    return dict(record.members)
 
 
 def delete_job(store: JobStore, name: str) -> None:
@@ -150,15 +135,6 @@ def delete_job(store: JobStore, name: str) -> None:
     with contextlib.suppress(DamagedRecord):
         load_reconciled(store, name)
     store.delete(name)
-
-
-def _without_nulls(value: Any) -> Any:
-    """The service omits absent optional members from its responses."""
-    if isinstance(value, dict):
-        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_without_nulls(v) for v in value]
-    return value
 
 
 @dataclass(frozen=True)
@@ -183,11 +159,11 @@ def log_files(store: JobStore, name: str, instance: str | None) -> list[Path]:
     """The log files of the job's instances (algo-1 … algo-N; a file may not exist yet), or of
     the one `instance`, which must be one of them: a name is never made into a path otherwise
     (`--instance ../../x` would read any *.log file). ValidationException names the valid ones."""
-    record = store.load(name)  # ResourceNotFound for an unknown job
-    folder = store.job_dir(name) / "logs"
-    hosts = _instance_hosts(record, folder)
+    record = store.load_record(name)  # ResourceNotFound for an unknown job
+    folder = store.folder(name)
+    hosts = _instance_hosts(record, folder.logs)
     if instance is None:
-        return [folder / f"{host}.log" for host in hosts]
+        return [folder.log(host) for host in hosts]
     if instance not in hosts:
         from localproc.errors import ValidationException
         from localproc.printable import printable_line
@@ -196,20 +172,18 @@ def log_files(store: JobStore, name: str, instance: str | None) -> list[Path]:
             f"--instance: '{printable_line(instance)}' is not an instance of processing job "
             f"{name}; its instances are {', '.join(hosts)}."
         )
-    return [folder / f"{instance}.log"]
+    return [folder.log(instance)]
 
 
 _HOST_LOG = re.compile(r"algo-([1-9][0-9]*)\.log")
 
 
-def _instance_hosts(record: dict[str, Any], folder: Path) -> list[str]:
+def _instance_hosts(record: JobRecord, logs: Path) -> list[str]:
     """algo-1 … algo-N from the record's InstanceCount; from the log files there are when the
     record lacks it."""
-    resources = record.get("ProcessingResources")
-    cluster = resources.get("ClusterConfig") if isinstance(resources, dict) else None
-    count = cluster.get("InstanceCount") if isinstance(cluster, dict) else None
-    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-        found = (_HOST_LOG.fullmatch(p.name) for p in folder.glob("algo-*.log"))
+    count = record.instance_count
+    if count is None:
+        found = (_HOST_LOG.fullmatch(p.name) for p in logs.glob("algo-*.log"))
         count = max((int(m.group(1)) for m in found if m), default=0)
     return [f"algo-{index}" for index in range(1, count + 1)]
 
@@ -227,7 +201,7 @@ def follow_logs(
     offsets: dict[Path, int] = {}
     pending: dict[Path, bytes] = {}
     while True:
-        ended = load_reconciled(store, name).get("ProcessingJobStatus") in ENDED
+        ended = JobRecord.from_dict(load_reconciled(store, name)).status.ended
         for path in log_files(store, name, instance):
             for line in _new_lines(path, offsets, pending, flush=ended or not follow):
                 emit(path.stem, line)

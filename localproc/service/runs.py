@@ -89,6 +89,6 @@ def run_here(
 
 def described_record(settings: RunSettings, name: str) -> dict[str, Any]:
     """The recorded job in DescribeProcessingJob's shape, as `run --json` prints it."""
-    from localproc.records.store import JobStore, describe_shape
+    from localproc.records.store import JobStore
 
-    return describe_shape(JobStore(settings.state_dir).load(name))
+    return dict(JobStore(settings.state_dir).load_record(name).members)
