@@ -92,7 +92,7 @@ class LogStreams:
         region, account = (
             (arn_parts[3], arn_parts[4]) if len(arn_parts) > 5 else (self.region, "000000000000")
         )
-        folder = self.store.job_dir(name) / "logs"
+        folder = self.store.folder(name).logs
         try:
             logs = sorted(
                 (int(m.group(1)), entry)
