@@ -1,4 +1,5 @@
-"""The job lifecycle: validate, plan, stage, run the containers, upload, record — and clean up.
+"""Before a run: validate what only this host can tell, plan the job, claim and record it, then
+hand it to the Runner (runner.py), whose steps take it to its end.
 
 Everything a run could be rejected for (validation, name in use, no engine, no image, S3
 unreachable) is checked before anything is created, so a rejected run leaves nothing behind.
