@@ -315,17 +315,28 @@ def test_a_container_that_closes_its_pipe_early_completes(localproc: Localproc, 
     assert localproc.record(name)["ProcessingJobStatus"] == "Completed"
 
 
+# algo-2 fails only once algo-1 is ready for SIGTERM (it listens on a port once its handler is
+# in), so that a slow start of algo-1 on a loaded host cannot make it miss the signal.
 FAIL_ONE = r"""
-import json, pathlib, signal, sys, time
+import json, pathlib, signal, socket, sys, time
 me = json.load(open('/opt/ml/config/resourceconfig.json'))['current_host']
 out = pathlib.Path('/opt/ml/processing/out')
 if me == 'algo-2':
-    time.sleep(1)
+    for _ in range(600):
+        try:
+            socket.create_connection(('algo-1', 5000), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
     sys.exit(7)
 def on_term(signum, frame):
     (out / ('%s-terminated.txt' % me)).write_text('stopped by the job')
     sys.exit(0)
 signal.signal(signal.SIGTERM, on_term)
+ready = socket.socket()
+ready.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ready.bind(('0.0.0.0', 5000))
+ready.listen(8)
 time.sleep(120)
 """
 
