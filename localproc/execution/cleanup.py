@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from localproc.errors import JobFailure
 from localproc.execution.settings import Notify
@@ -15,9 +14,7 @@ from localproc.records.layout import JobFolder
 from localproc.runtime.protocol import Engine, EngineError
 from localproc.transfer.disarm import describe as describe_disarmed
 from localproc.transfer.disarm import disarm_tree
-
-if TYPE_CHECKING:
-    from localproc.transfer.pipe import PipeFeeder
+from localproc.transfer.pipe import PipeFeeder
 
 
 def stop_feeders(feeders: list[PipeFeeder]) -> JobFailure | None:
