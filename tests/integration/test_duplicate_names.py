@@ -113,7 +113,14 @@ def test_ctrl_c_before_a_detached_run_has_recorded_its_job_ends_that_run(
         env={**os.environ, "LOCALPROC_HOME": str(localproc.state_dir)}, cwd=localproc.workdir,
     )  # fmt: skip
     try:
-        time.sleep(3)
+        # The scenario: the background run is started and hangs listing its inputs. Wait for it
+        # (its runner log appears when it starts), not for a fixed time: a slow start of the
+        # parent on a loaded host would otherwise take the SIGINT before there is any child.
+        runner_log = localproc.state_dir / "runners" / f"{name}.log"
+        started = time.monotonic()
+        while not runner_log.exists() and time.monotonic() - started < 60:
+            time.sleep(0.1)
+        time.sleep(1)
         parent.send_signal(signal.SIGINT)
         _out, err = parent.communicate(timeout=60)
         proxy.thaw()
