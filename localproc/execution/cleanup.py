@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from localproc.errors import JobFailure
 from localproc.execution.settings import Notify
@@ -14,7 +15,9 @@ from localproc.records.layout import JobFolder
 from localproc.runtime.protocol import Engine, EngineError
 from localproc.transfer.disarm import describe as describe_disarmed
 from localproc.transfer.disarm import disarm_tree
-from localproc.transfer.pipe import PipeFeeder
+
+if TYPE_CHECKING:
+    from localproc.transfer.pipe import PipeFeeder
 
 
 def stop_feeders(feeders: list[PipeFeeder]) -> JobFailure | None:

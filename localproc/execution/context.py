@@ -4,6 +4,7 @@ the stop signal, and the pieces that outlive one step (pipe feeders, Continuous 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from localproc.execution.record import RunRecord
 from localproc.execution.settings import Notify, RunSettings
@@ -13,10 +14,12 @@ from localproc.plan import JobPlan
 from localproc.records.layout import JobFolder
 from localproc.runtime.protocol import Engine
 from localproc.storage import ObjectStore
-from localproc.transfer.continuous import ContinuousUploader
-from localproc.transfer.pipe import PipeFeeder
 from localproc.transfer.progress import TransferProgress
 from localproc.transfer.upload import UploadReport
+
+if TYPE_CHECKING:  # imported where a job has Continuous outputs or Pipe inputs, not before
+    from localproc.transfer.continuous import ContinuousUploader
+    from localproc.transfer.pipe import PipeFeeder
 
 
 @dataclass

@@ -30,8 +30,7 @@ from localproc.records.store import JobRecord, JobStore
 __all__ = ["Preparation", "RunOutcome", "RunSettings", "prepare", "prepare_request", "run_job"]
 from localproc.payload.echo import service_echo
 from localproc.payload.job import JobSpec, job_from_request
-from localproc.payload.load import to_create_request
-from localproc.payload.validate import validate_create_request
+from localproc.payload.validate import prepare_request
 from localproc.runtime import firewall
 from localproc.runtime.engine import DockerEngine
 from localproc.storage import ObjectStore, open_store
@@ -40,15 +39,6 @@ from localproc.transfer.progress import TransferProgress
 from localproc.transfer.staging import list_inputs
 
 DEFAULT_REGION = "us-east-1"
-
-
-def prepare_request(payload: dict[str, Any], name: str | None = None) -> dict[str, Any]:
-    """Payload (Create request or Describe response) → validated CreateProcessingJob request."""
-    request = to_create_request(payload)
-    if name is not None:
-        request["ProcessingJobName"] = name
-    validate_create_request(request)
-    return request
 
 
 def resolve_region(explicit: str | None) -> str:

@@ -12,7 +12,6 @@ from localproc.execution.context import RunContext
 from localproc.execution.outcome import InstanceResult
 from localproc.execution.watch import Watch
 from localproc.runtime.logs import LogSink
-from localproc.transfer.continuous import ContinuousTarget, ContinuousUploader
 from localproc.transfer.staging import start_pipe_feeders
 
 
@@ -41,16 +40,21 @@ def start_and_watch(
 
 def _start_continuous_uploads(ctx: RunContext) -> None:
     """Continuous outputs are watched from before the containers start until they end."""
-    targets = [
-        ContinuousTarget(
-            instance.host, output, ctx.engine.output_folder(instance.host, output.name)
-        )
+    watched = [
+        (instance.host, output)
         for instance in ctx.plan.instances
         for output in ctx.plan.outputs
         if output.upload_mode == "Continuous"
     ]
-    if not targets:
+    if not watched:
         return
+    # Imported only here: the watcher and its workers cost a trivial job's start for nothing.
+    from localproc.transfer.continuous import ContinuousTarget, ContinuousUploader
+
+    targets = [
+        ContinuousTarget(host, output, ctx.engine.output_folder(host, output.name))
+        for host, output in watched
+    ]
     ctx.continuous = ContinuousUploader(
         targets,
         ctx.store,

@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from localproc.errors import ParameterValidationError, ValidationException
+from localproc.payload.java_regex import compile_java_pattern, python_pattern
 
 # The passes live in their own modules (model_checks: passes 1 and 2 and the text rule;
 # service_rules: pass 3; java_regex: the model's patterns); the names other modules and the
 # tests import from here stay importable from here.
-from localproc.payload.java_regex import compile_java_pattern, python_pattern
+from localproc.payload.load import to_create_request
 from localproc.payload.model_checks import (
     _client_side_problems,
     _constraint_problems,
@@ -94,3 +96,13 @@ def _validate_against(
     problems = [_encodable(p) for p in problems]
     if problems:
         raise ValidationException(problems)
+
+
+def prepare_request(payload: dict[str, Any], name: str | None = None) -> dict[str, Any]:
+    """Payload (Create request or Describe response) → validated CreateProcessingJob request,
+    renamed to `name` if given."""
+    request = to_create_request(payload)
+    if name is not None:
+        request["ProcessingJobName"] = name
+    validate_create_request(request)
+    return request

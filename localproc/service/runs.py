@@ -25,7 +25,7 @@ def load_request(payload: str, stdin: TextIO, name: str | None = None) -> dict[s
 
 def validated_request(body: dict[str, Any], name: str | None = None) -> dict[str, Any]:
     """A Create request (or Describe response) as sent, validated as CreateProcessingJob."""
-    from localproc.execution.prepare import prepare_request
+    from localproc.payload.validate import prepare_request
 
     return prepare_request(body, name)
 

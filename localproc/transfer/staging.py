@@ -8,14 +8,16 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from localproc.errors import client_error
 from localproc.payload.job import JobSpec
 from localproc.plan import InputListing, JobPlan, StagedObject
 from localproc.storage import ObjectStore, StoreError, StoreUnreachable, parse_s3_uri
 from localproc.transfer.cache import InputCache, copy_from_cache, link_or_copy
-from localproc.transfer.manifest import read_manifest
-from localproc.transfer.pipe import PipeFeeder
+
+if TYPE_CHECKING:
+    from localproc.transfer.pipe import PipeFeeder
 
 DOWNLOAD_WORKERS = 16  # small objects are latency-bound: more in flight, as the AWS CLI does
 
@@ -29,6 +31,8 @@ def list_inputs(job: JobSpec, store: ObjectStore) -> dict[str, InputListing]:
         if item.s3 is None:
             continue
         if item.s3.data_type == "ManifestFile":
+            from localproc.transfer.manifest import read_manifest
+
             manifest = read_manifest(store, item.s3.s3_uri, item.name)
             listings[item.name] = InputListing(manifest.objects, manifest_prefix=manifest.prefix)
             continue
@@ -108,6 +112,8 @@ def stage_inputs(
 def start_pipe_feeders(plan: JobPlan, store: ObjectStore, fifo_for: FolderFor) -> list[PipeFeeder]:
     """One feeder per instance and Pipe input, streaming that instance's objects (its shard)
     into the FIFO `fifo_for(host, input name)` in order; each waits for a reader."""
+    from localproc.transfer.pipe import PipeFeeder  # only for jobs with Pipe inputs
+
     feeders = []
     for instance in plan.instances:
         for item in instance.inputs:
