@@ -5,6 +5,9 @@ The configured region, for the ARN, AWS_REGION and prices."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from localproc.errors import CannotRunHere
 
 
@@ -30,6 +33,10 @@ def host_credentials_environment() -> dict[str, str]:
 def configured_region() -> str | None:
     """The region of the AWS configuration in use (AWS_PROFILE's, or the default profile's, in
     ~/.aws/config), or None; a profile that does not exist is left for S3 to report."""
+    if not _config_file().is_file():
+        # The only place botocore finds a region besides the environment (which callers read
+        # first); a botocore Session costs more than the rest of a trivial run's Python work.
+        return os.environ.get("AWS_DEFAULT_REGION") or None
     import botocore.exceptions
     import botocore.session
 
@@ -38,3 +45,8 @@ def configured_region() -> str | None:
     except botocore.exceptions.BotoCoreError:
         return None
     return str(region) if region else None
+
+
+def _config_file() -> Path:
+    """The shared config file, where botocore looks for it."""
+    return Path(os.environ.get("AWS_CONFIG_FILE", "~/.aws/config")).expanduser()
