@@ -1,0 +1,62 @@
+"""How pipeline steps reach processing jobs and S3 from a front door: the JobBackend over the
+state dir's job records, with the front door's own way of starting a job (serve's
+CreateProcessingJob path, or `start_detached` for the CLI)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from localproc.errors import LocalprocError, ResourceNotFound, ValidationException
+from localproc.execution.prepare import RunSettings, resolve_region
+from localproc.s3uri import parse_s3_uri
+from localproc.service.jobs import describe_job, job_store, stop_job
+from localproc.service.pipeline_executor import JobBackend
+
+
+class ObjectUnreadable(LocalprocError):
+    code = "ObjectUnreadable"
+
+
+def object_reader(settings: RunSettings) -> Callable[[str, int], bytes]:
+    """read(uri, limit): the object's bytes from the run's store (--s3-root or S3), at most
+    `limit` of them (more is an error: a container wrote it)."""
+
+    def read(uri: str, limit: int) -> bytes:
+        from localproc.storage import StoreError, open_store
+
+        try:
+            bucket, key = parse_s3_uri(uri)
+        except ValueError as err:
+            raise ValidationException.single(str(err)) from None
+        store = open_store(
+            settings.s3_root, settings.s3_endpoint_url, resolve_region(settings.region)
+        )
+        try:
+            found = store.head_object(bucket, key)
+            if found is None:
+                raise ResourceNotFound(f"there is no object {uri}")
+            if found.size > limit:
+                raise ObjectUnreadable(
+                    f"{uri} has {found.size} bytes, more than the {limit} allowed"
+                )
+            with store.open_object(found) as stream:
+                return stream.read(limit + 1)[:limit]
+        except StoreError as err:
+            raise ObjectUnreadable(f"{uri}: {err.message}") from None
+
+    return read
+
+
+def job_backend(settings: RunSettings, start_job: Callable[[dict[str, Any]], str]) -> JobBackend:
+    store = job_store(settings.state_dir)
+    return JobBackend(
+        start_job=start_job,
+        describe_job=lambda name: describe_job(store, name),
+        stop_job=lambda name: _stop(store, name),
+        read_object=object_reader(settings),
+    )
+
+
+def _stop(store: Any, name: str) -> None:
+    stop_job(store, name)
