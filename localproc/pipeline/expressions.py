@@ -184,3 +184,26 @@ def step_references(value: Any) -> set[str]:
         elif isinstance(item, list):
             pending.extend(item)
     return found
+
+
+def preview(value: Any, scope: Scope) -> Any:
+    """`value` with what can be known before a run evaluated (parameters), and everything else
+    (other steps' properties, execution variables) shown as `<Steps.Prep.…>` (for `plan`)."""
+    if is_function(value):
+        try:
+            return evaluate(value, scope)
+        except ExpressionError:
+            pass
+        ((name, body),) = value.items()
+        if name == "Get":
+            return f"<{body}>"
+        if name == "Std:Join" and isinstance(body, dict) and isinstance(body.get("Values"), list):
+            return as_text(body.get("On", "")).join(
+                as_text(preview(item, scope)) for item in body["Values"]
+            )
+        return f"<{name} {json.dumps(body)}>"
+    if isinstance(value, dict):
+        return {key: preview(item, scope) for key, item in value.items()}
+    if isinstance(value, list):
+        return [preview(item, scope) for item in value]
+    return value

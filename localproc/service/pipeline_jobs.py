@@ -11,7 +11,9 @@ from localproc.errors import LocalprocError, ResourceNotFound, ValidationExcepti
 from localproc.execution.prepare import RunSettings, resolve_region
 from localproc.s3uri import parse_s3_uri
 from localproc.service.jobs import describe_job, job_store, stop_job
+from localproc.service.pipeline_executions import PipelineExecutions
 from localproc.service.pipeline_executor import JobBackend
+from localproc.service.pipelines import PipelineCatalog
 
 
 class ObjectUnreadable(LocalprocError):
@@ -60,3 +62,51 @@ def job_backend(settings: RunSettings, start_job: Callable[[dict[str, Any]], str
 
 def _stop(store: Any, name: str) -> None:
     stop_job(store, name)
+
+
+def pipeline_service(
+    settings: RunSettings,
+    start_job: Callable[[dict[str, Any]], str],
+    max_concurrent_jobs: int,
+    on_change: Callable[[dict[str, Any]], None] | None = None,
+) -> PipelineExecutions:
+    """The pipeline operations over the settings' state dir (its `.catalog` has the pipelines)."""
+    read = object_reader(settings)
+    catalog = PipelineCatalog(settings.state_dir, resolve_region(settings.region), read)
+    return PipelineExecutions(
+        catalog, job_backend(settings, start_job), max_concurrent_jobs, on_change
+    )
+
+
+def plan_pipeline(text: str, given: list[dict[str, Any]]) -> dict[str, Any]:
+    """`pipeline plan`: the step graph in waves, every step with its dependencies, whether it
+    can run here, and its arguments with the parameters resolved. Starts and writes nothing."""
+    from localproc.pipeline.definition import resolve_parameters
+    from localproc.pipeline.expressions import Scope, preview
+    from localproc.pipeline.graph import dependencies, order
+    from localproc.service.pipelines import checked_definition
+
+    definition = checked_definition(text)
+    values = resolve_parameters(definition, given)
+    scope = Scope(parameters=values)
+    waves = order(definition)
+    steps = []
+    for number, wave in enumerate(waves, 1):
+        for name in wave:
+            step = definition.steps[name]
+            arguments = {
+                k: v for k, v in step.arguments.items() if k not in ("IfSteps", "ElseSteps")
+            }
+            steps.append(
+                {
+                    "Name": name,
+                    "Type": step.type,
+                    "Wave": number,
+                    "WaitsFor": sorted(dependencies(step)),
+                    "Branch": f"{step.branch[1]} of {step.branch[0]}" if step.branch else None,
+                    "RunsHere": step.runnable_here,
+                    "Cached": bool((step.cache_config or {}).get("Enabled")),
+                    "Arguments": preview(arguments, scope),
+                }
+            )
+    return {"Parameters": values, "Steps": steps, "CannotRun": definition.refused_steps()}
