@@ -131,7 +131,12 @@ class PipelineExecutions:
         execution = self.store.load_execution(execution_id) if execution_id else None
         if execution is None or execution.get("PipelineExecutionArn") != arn:
             raise ResourceNotFound(f"Pipeline execution '{arn}' does not exist.")
-        return self._reconciled(execution)
+        execution = self._reconciled(execution)
+        if execution["PipelineExecutionStatus"] == "Executing" and self.store.stop_requested(
+            execution["ExecutionId"]
+        ):  # asked to stop; its executor sees it within a poll
+            execution["PipelineExecutionStatus"] = "Stopping"
+        return execution
 
     def _reconciled(self, execution: dict[str, Any]) -> dict[str, Any]:
         """An execution whose owner process ended while it ran is marked Failed (see above)."""

@@ -226,13 +226,12 @@ def main() -> None:
         role_arn=ROLE, description="localproc test", tags=[{"Key": "team", "Value": "ml"}]
     )
     pipeline.upsert(role_arn=ROLE, description="localproc test, updated")  # exists: updated
+    # The second execution has the same arguments for Prep (the same ReportTitle is in its
+    # environment): its first run is reused.
+    chosen = {"AccuracyThreshold": 0.25, "ReportTitle": "Warm cities"}
     results = [
-        execute(
-            pipeline,
-            parameters={"AccuracyThreshold": 0.25, "ReportTitle": "Warm cities"},
-            execution_display_name="first",
-        ),
-        execute(pipeline, parameters={"AccuracyThreshold": 0.25}),
+        execute(pipeline, parameters=chosen, execution_display_name="first"),
+        execute(pipeline, parameters=chosen),
         execute(pipeline),
     ]
     described = pipeline.describe()
