@@ -18,6 +18,9 @@ KNOWN_TYPES = RUNNABLE_TYPES + (
     "Training", "Transform", "Tuning", "Model", "CreateModel", "RegisterModel", "Lambda",
     "Callback", "EMR", "QualityCheck", "ClarifyCheck", "AutoML", "EMRServerless", "Notebook",
 )  # fmt: skip
+# Deeper than any definition the SDK writes (nested conditions included); expressions are
+# evaluated recursively, so a hostile definition must not reach Python's recursion limit.
+MAX_DEPTH = 100
 STEP_NAME = re.compile(r"[A-Za-z0-9\-_]{1,64}")
 
 
@@ -77,8 +80,14 @@ def parse_definition(text: str) -> Definition:
     """The definition JSON (as CreatePipeline's PipelineDefinition carries it)."""
     try:
         raw = json.loads(text)
+    except RecursionError:
+        raw = None  # nested past the parser's own limit: refused below as too deep
     except ValueError as err:
         raise ValidationException.single(f"PipelineDefinition is not valid JSON: {err}") from None
+    if raw is None or _depth_exceeds(raw, MAX_DEPTH):
+        raise ValidationException.single(
+            f"PipelineDefinition nests JSON arrays or objects more than {MAX_DEPTH} levels deep."
+        )
     if not isinstance(raw, dict):
         raise ValidationException.single("PipelineDefinition must be a JSON object.")
     problems: list[str] = []
@@ -143,6 +152,7 @@ def _collect_steps(
         if not isinstance(depends, list) or not all(isinstance(d, str) for d in depends):
             problems.append(f"step '{name}': DependsOn must be a list of step names")
             depends = []
+        _check_step_members(name, item, problems)
         steps[name] = Step(
             name, str(kind), arguments, tuple(depends),
             tuple(item.get("PropertyFiles") or ()), item.get("CacheConfig"),
@@ -152,6 +162,36 @@ def _collect_steps(
         if kind == "Condition":
             _collect_steps(arguments.get("IfSteps", []), (name, "If"), steps, problems)
             _collect_steps(arguments.get("ElseSteps", []), (name, "Else"), steps, problems)
+
+
+def _check_step_members(name: str, item: dict[str, Any], problems: list[str]) -> None:
+    for member in ("PropertyFiles", "RetryPolicies"):
+        value = item.get(member)
+        if value is not None and not (
+            isinstance(value, list) and all(isinstance(v, dict) for v in value)
+        ):
+            problems.append(f"step '{name}': {member} must be a list of objects")
+    cache = item.get("CacheConfig")
+    if cache is not None and not isinstance(cache, dict):
+        problems.append(f"step '{name}': CacheConfig must be an object")
+    elif cache and cache.get("ExpireAfter") is not None:
+        from localproc.pipeline.policies import duration_seconds
+
+        try:
+            duration_seconds(cache["ExpireAfter"])
+        except ValidationException as err:
+            problems.append(f"step '{name}': {err.message}")
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        pending.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
 
 
 def _dangling_dependencies(steps: dict[str, Step]) -> list[str]:

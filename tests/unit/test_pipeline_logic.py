@@ -318,3 +318,20 @@ def test_step_jobs_are_named_as_the_service_names_them_and_fit_63_characters() -
     assert arn == "arn:aws:sagemaker:eu-west-1:000000000000:pipeline/mypipe/execution/a1b2c3d4e5f6"
     assert execution_id_of(arn) == "a1b2c3d4e5f6"
     assert execution_id_of("arn:aws:sagemaker:eu-west-1:000000000000:pipeline/x") is None
+
+
+def test_hostile_definitions_are_refused_with_reasons_not_tracebacks() -> None:
+    deep: Any = "x"
+    for _ in range(400):
+        deep = {"Type": "Not", "Condition": deep}
+    with pytest.raises(ValidationException, match="more than 100 levels deep"):
+        parse_definition(definition(step("A", Arguments={"Conditions": [deep]})))
+    with pytest.raises(ValidationException, match="more than 100 levels deep"):
+        parse_definition("[" * 100000 + "]" * 100000)
+    bad_members = step("A", PropertyFiles="x", RetryPolicies=[1], CacheConfig={"ExpireAfter": "1h"})
+    with pytest.raises(ValidationException) as raised:
+        parse_definition(definition(bad_members))
+    problems = " | ".join(raised.value.problems)
+    assert "PropertyFiles must be a list of objects" in problems
+    assert "RetryPolicies must be a list of objects" in problems
+    assert "ExpireAfter must be an ISO 8601 duration" in problems
