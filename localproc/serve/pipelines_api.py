@@ -8,11 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from localproc.execution.prepare import resolve_region
 from localproc.serve.wire import checked_input
-from localproc.service.pipeline_executions import PipelineExecutions
-from localproc.service.pipeline_jobs import job_backend, object_reader
-from localproc.service.pipelines import PipelineCatalog
+from localproc.service.pipeline_jobs import pipeline_service
 
 if TYPE_CHECKING:
     from localproc.serve.api import ProcessingApi
@@ -20,18 +17,12 @@ if TYPE_CHECKING:
 
 class PipelinesApi:
     def __init__(self, api: ProcessingApi) -> None:
-        settings = api.settings
-        self.catalog = PipelineCatalog(
-            settings.state_dir, resolve_region(settings.region), object_reader(settings)
-        )
         start = lambda request: str(api.create(request)["ProcessingJobArn"])  # noqa: E731
-        self.executions = PipelineExecutions(
-            self.catalog, job_backend(settings, start), api.max_concurrent_jobs
-        )
+        self.executions = pipeline_service(api.settings, start, api.max_concurrent_jobs)
+        self.catalog = self.executions.catalog
         # Executions whose server ended while they ran are put right now (see
         # pipeline_executions.py): marked Failed, their jobs stopped.
-        for execution in list(self.executions.store.executions()):
-            self.executions._reconciled(execution)
+        self.executions.put_right()
         catalog, executions = self.catalog, self.executions
         handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "CreatePipeline": catalog.create,

@@ -131,14 +131,14 @@ class PipelineExecutions:
         execution = self.store.load_execution(execution_id) if execution_id else None
         if execution is None or execution.get("PipelineExecutionArn") != arn:
             raise ResourceNotFound(f"Pipeline execution '{arn}' does not exist.")
-        execution = self._reconciled(execution)
+        execution = self.reconciled(execution)
         if execution["PipelineExecutionStatus"] == "Executing" and self.store.stop_requested(
             execution["ExecutionId"]
         ):  # asked to stop; its executor sees it within a poll
             execution["PipelineExecutionStatus"] = "Stopping"
         return execution
 
-    def _reconciled(self, execution: dict[str, Any]) -> dict[str, Any]:
+    def reconciled(self, execution: dict[str, Any]) -> dict[str, Any]:
         """An execution whose owner process ended while it ran is marked Failed (see above)."""
         owner = execution.get("Owner")
         if execution.get("PipelineExecutionStatus") not in RUNNING or owner is None:
@@ -183,7 +183,7 @@ class PipelineExecutions:
                 continue
             if not in_time_range(execution["CreationTime"], body):
                 continue
-            execution = self._reconciled(execution)
+            execution = self.reconciled(execution)
             summary = {
                 "PipelineExecutionArn": execution["PipelineExecutionArn"],
                 "StartTime": execution["CreationTime"],
@@ -204,7 +204,7 @@ class PipelineExecutions:
             e["PipelineExecutionArn"]
             for e in self.store.executions()
             if e.get("PipelineName") == pipeline_name
-            and self._reconciled(e)["PipelineExecutionStatus"] in RUNNING
+            and self.reconciled(e)["PipelineExecutionStatus"] in RUNNING
         ]
 
     def steps(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -265,6 +265,11 @@ class PipelineExecutions:
             self.store.save_execution(execution)
         self._launch(execution, background)
         return {"PipelineExecutionArn": execution["PipelineExecutionArn"]}
+
+    def put_right(self) -> None:
+        """Reconcile every recorded execution (a server does it as it starts)."""
+        for execution in list(self.store.executions()):
+            self.reconciled(execution)
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the executions this object started in the background (tests, shutdown)."""

@@ -377,3 +377,66 @@ def test_the_cli_runs_the_sdk_definition_file(localproc: Localproc, tmp_path: Pa
     assert refused.exit_code == 2
     assert "step 'Train' is a Training step" in refused.stderr
     assert localproc("pipeline", "plan", str(training)).exit_code == 1
+
+
+def test_bad_pipeline_requests_get_the_services_errors(serve: ServerFactory) -> None:
+    from botocore.exceptions import ClientError
+
+    server = serve()
+    client = client_for(server.url)
+
+    def error_of(call: Callable[[], Any]) -> tuple[str, str]:
+        with pytest.raises(ClientError) as caught:
+            call()
+        return caught.value.response["Error"]["Code"], caught.value.response["Error"]["Message"]
+
+    name = unique_name("bad")
+    code, message = error_of(
+        lambda: client.create_pipeline(
+            PipelineName=name, RoleArn=ROLE, PipelineDefinition="{not json"
+        )
+    )
+    assert code == "ValidationException" and "not valid JSON" in message
+    looping = definition(
+        {"Name": "A", "Type": "Fail", "Arguments": {}, "DependsOn": ["A2"]},
+        {"Name": "A2", "Type": "Fail", "Arguments": {}, "DependsOn": ["A"]},
+    )
+    code, message = error_of(
+        lambda: client.create_pipeline(PipelineName=name, RoleArn=ROLE, PipelineDefinition=looping)
+    )
+    assert code == "ValidationException" and "cycle" in message
+    code, message = error_of(
+        lambda: client.create_pipeline(
+            PipelineName="no_underscores", RoleArn=ROLE, PipelineDefinition="{}"
+        )
+    )
+    assert code == "ValidationException" and "pipelineName" in message
+    code, _ = error_of(lambda: client.describe_pipeline(PipelineName="missing"))
+    assert code == "ResourceNotFound"
+    unknown = f"arn:aws:sagemaker:{REGION}:000000000000:pipeline/missing/execution/abc123"
+    code, _ = error_of(lambda: client.describe_pipeline_execution(PipelineExecutionArn=unknown))
+    assert code == "ResourceNotFound"
+
+    fail = {"Name": "Stop", "Type": "Fail", "Arguments": {"ErrorMessage": {"Get": "Parameters.N"}}}
+    with_parameter = json.dumps(
+        {
+            "Version": "2020-12-01",
+            "Parameters": [{"Name": "N", "Type": "Integer", "DefaultValue": 1}],
+            "Steps": [fail],
+        }
+    )
+    client.create_pipeline(PipelineName=name, RoleArn=ROLE, PipelineDefinition=with_parameter)
+    code, message = error_of(
+        lambda: client.start_pipeline_execution(
+            PipelineName=name, PipelineParameters=[{"Name": "N", "Value": "many"}]
+        )
+    )
+    assert code == "ValidationException" and "'many' is not a valid Integer value" in message
+    arn = client.start_pipeline_execution(
+        PipelineName=name, PipelineParameters=[{"Name": "N", "Value": "7"}]
+    )["PipelineExecutionArn"]
+    assert wait_for_execution(client, arn)["PipelineExecutionStatus"] == "Failed"
+    assert steps_of(client, arn)["Stop"]["FailureReason"] == "7"
+    code, message = error_of(lambda: client.stop_pipeline_execution(PipelineExecutionArn=arn))
+    assert code == "ValidationException" and "only an Executing execution can be stopped" in message
+    assert " 500 " not in server.log()
