@@ -79,6 +79,16 @@ class ExecutionRunner:
             )
             self._save()
         threads: dict[str, threading.Thread] = {}
+        try:
+            self._schedule(threads)
+        except Exception as err:  # e.g. the state dir became unwritable: never stuck Executing
+            self.stop.set()  # the step threads stop their jobs
+            for thread in threads.values():
+                thread.join()
+            return self._finish(f"InternalServerError: localproc failed running it: {err!r}")
+        return self._finish()
+
+    def _schedule(self, threads: dict[str, threading.Thread]) -> None:
         while True:
             with self._lock:
                 self._notice_stop()
@@ -95,10 +105,9 @@ class ExecutionRunner:
                         thread.start()
                         running.append(step.name)
                 if not running:
-                    break
+                    return
             self._wake.wait(self.poll_seconds)
             self._wake.clear()
-        return self._finish()
 
     def _notice_stop(self) -> None:
         if not self.stop.is_set() and self.store.stop_requested(self.execution_id):
@@ -124,9 +133,11 @@ class ExecutionRunner:
     def _any_failed(self) -> bool:
         return any(e.get("StepStatus") in ("Failed", "Stopped") for e in self._entries().values())
 
-    def _finish(self) -> str:
+    def _finish(self, internal_error: str | None = None) -> str:
         with self._lock:
-            if self.stop.is_set():
+            if internal_error is not None:
+                status, reason = "Failed", internal_error
+            elif self.stop.is_set():
                 status, reason = "Stopped", None
             elif self._any_failed():
                 status, reason = "Failed", STEP_FAILURE

@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -440,3 +441,53 @@ def test_bad_pipeline_requests_get_the_services_errors(serve: ServerFactory) -> 
     code, message = error_of(lambda: client.stop_pipeline_execution(PipelineExecutionArn=arn))
     assert code == "ValidationException" and "only an Executing execution can be stopped" in message
     assert " 500 " not in server.log()
+
+
+def test_pipeline_stop_from_another_terminal_ends_the_foreground_run_stopped(
+    localproc: Localproc, tmp_path: Path
+) -> None:
+    root = tmp_path / "s3"
+    (root / "code").mkdir(parents=True)
+    (root / "code" / "sleep.py").write_text(SLEEPER)
+    path = tmp_path / "sleepy.json"
+    path.write_text(definition(script_step("Sleep", "code", "sleep.py")))
+    name = unique_name("cli-stop")
+    command = [
+        sys.executable,
+        "-m",
+        "localproc",
+        "pipeline",
+        "run",
+        str(path),
+        "--s3-root",
+        str(root),
+        "--name",
+        name,
+    ]
+    env = {**os.environ, "LOCALPROC_HOME": str(localproc.state_dir)}
+    running = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    try:
+
+        def executing() -> list[dict[str, Any]]:
+            listed = localproc("pipeline", "executions", name, "--json")
+            return json.loads(listed.stdout) if listed.exit_code == 0 else []
+
+        wait_for(lambda: bool(executing()), 60)
+        arn = executing()[0]["PipelineExecutionArn"]
+        wait_for(lambda: "Executing" in localproc("pipeline", "steps", arn).stdout, 120)
+        stopped = localproc("pipeline", "stop", arn.rsplit("/", 1)[-1])
+        assert stopped.exit_code == 0, stopped.output
+        out, err = running.communicate(timeout=120)
+    finally:
+        if running.poll() is None:
+            running.kill()
+            running.wait()
+    assert running.returncode == 3, out + err
+    assert "[Sleep algo-1] sleeping" in out
+    assert f"{arn}: Stopped" in err
+    steps = json.loads(localproc("pipeline", "steps", arn, "--json").stdout)
+    assert steps[0]["StepStatus"] == "Stopped"
+    job = steps[0]["Metadata"]["ProcessingJob"]["Arn"].rsplit("/", 1)[-1]
+    assert localproc.record(job)["ProcessingJobStatus"] == "Stopped"
