@@ -28,7 +28,7 @@ class PipelinesApi:
             "CreatePipeline": catalog.create,
             "UpdatePipeline": catalog.update,
             "DescribePipeline": catalog.describe,
-            "DeletePipeline": lambda body: catalog.delete(body, executions.running),
+            "DeletePipeline": executions.delete_pipeline,
             "ListPipelines": catalog.list,
             "ListPipelineVersions": catalog.versions,
             "AddTags": catalog.add_tags,

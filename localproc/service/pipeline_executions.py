@@ -19,7 +19,12 @@ from localproc.errors import LocalprocError, ResourceNotFound, ValidationExcepti
 from localproc.liveness import identity_alive, process_identity
 from localproc.pipeline.definition import resolve_parameters
 from localproc.pipeline.expressions import as_text
-from localproc.pipeline.naming import execution_arn, execution_id_of, new_execution_id
+from localproc.pipeline.naming import (
+    execution_arn,
+    execution_id_of,
+    new_execution_id,
+    pipeline_name_of,
+)
 from localproc.records.times import now, timestamp
 from localproc.service.pipeline_executor import ExecutionRunner, JobBackend
 from localproc.service.pipelines import PipelineCatalog, checked_definition, in_time_range, page
@@ -206,6 +211,16 @@ class PipelineExecutions:
             if e.get("PipelineName") == pipeline_name
             and self.reconciled(e)["PipelineExecutionStatus"] in RUNNING
         ]
+
+    def delete_pipeline(self, body: dict[str, Any]) -> dict[str, Any]:
+        """DeletePipeline: the pipeline, its versions and its (ended) executions are removed; one
+        with a running execution is refused."""
+        deleted = self.catalog.delete(body, self.running)
+        name = pipeline_name_of(body["PipelineName"])
+        for execution in list(self.store.executions()):
+            if execution.get("PipelineName") == name:
+                self.store.delete_execution(execution["ExecutionId"])
+        return deleted
 
     def steps(self, body: dict[str, Any]) -> dict[str, Any]:
         execution = self.load(body["PipelineExecutionArn"])

@@ -261,3 +261,19 @@ def test_an_execution_whose_owner_died_is_failed_when_read_and_can_be_retried(
     steps = {s["StepName"]: s for s in svc.steps(arn)["PipelineExecutionSteps"]}
     assert svc.describe(arn)["PipelineExecutionStatus"] == "Succeeded"
     assert steps["A"]["EndTime"] == record["Steps"][0]["EndTime"]  # kept, not run again
+
+
+def test_delete_pipeline_removes_its_executions_and_refuses_while_one_runs(tmp_path: Path) -> None:
+    jobs = FakeJobs(hold={"Slow"})
+    svc = service(tmp_path, jobs)
+    create(svc, [processing("Slow")])
+    arn = svc.start({"PipelineName": "p", "ClientRequestToken": "x"})
+    with pytest.raises(ValidationException, match="still running"):
+        svc.delete_pipeline({"PipelineName": "p", "ClientRequestToken": "d"})
+    svc.stop(arn)
+    svc.join(timeout=10)
+    assert svc.delete_pipeline({"PipelineName": "p", "ClientRequestToken": "d"}) == {
+        "PipelineArn": "arn:aws:sagemaker:us-east-1:000000000000:pipeline/p"
+    }
+    assert svc.store.execution_ids() == []
+    assert svc.store.pipeline_names() == []
