@@ -325,6 +325,17 @@ def test_records_survive_a_restart_and_an_interrupted_execution_is_failed(
     wait_for(lambda: localproc.record(job)["ProcessingJobStatus"] == "Stopped", 60)
     summaries = client.list_pipeline_executions(PipelineName=name)["PipelineExecutionSummaries"]
     assert [s["PipelineExecutionArn"] for s in summaries] == [arn]
+    recorded = client.describe_pipeline_definition_for_execution(PipelineExecutionArn=arn)
+    assert recorded["PipelineDefinition"] == steps
+
+    # RetryPipelineExecution keeps the Succeeded step and runs the failed one again.
+    client.retry_pipeline_execution(PipelineExecutionArn=arn)
+    wait_for(lambda: steps_of(client, arn)["Sleep"]["StepStatus"] == "Executing", 120)
+    retried = steps_of(client, arn)
+    assert retried["Quick"] == after["Quick"]
+    assert job_name_of(retried["Sleep"]) != job
+    client.stop_pipeline_execution(PipelineExecutionArn=arn)
+    assert wait_for_execution(client, arn, timeout=120)["PipelineExecutionStatus"] == "Stopped"
 
 
 # -- the CLI -------------------------------------------------------------------------------------
@@ -433,9 +444,15 @@ def test_bad_pipeline_requests_get_the_services_errors(serve: ServerFactory) -> 
         )
     )
     assert code == "ValidationException" and "'many' is not a valid Integer value" in message
+    start = {"PipelineName": name, "PipelineParameters": [{"Name": "N", "Value": "7"}]}
     arn = client.start_pipeline_execution(
-        PipelineName=name, PipelineParameters=[{"Name": "N", "Value": "7"}]
+        **start, ClientRequestToken="the-same-request-token-0000000001"
     )["PipelineExecutionArn"]
+    # The same token again is the same request: the same execution, no second one.
+    again = client.start_pipeline_execution(
+        **start, ClientRequestToken="the-same-request-token-0000000001"
+    )
+    assert again["PipelineExecutionArn"] == arn
     assert wait_for_execution(client, arn)["PipelineExecutionStatus"] == "Failed"
     assert steps_of(client, arn)["Stop"]["FailureReason"] == "7"
     code, message = error_of(lambda: client.stop_pipeline_execution(PipelineExecutionArn=arn))
