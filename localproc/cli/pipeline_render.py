@@ -24,12 +24,15 @@ class LiveTable:
         self.seen: dict[str, tuple[str, str | None]] = {}
         self.tailers: list[threading.Thread] = []
         self.execution_id: str | None = None
+        self.stop_store: Any = None  # set by a stop asked for (Ctrl-C, SIGTERM)
+        self.stop_sent = False
         self.steps: list[dict[str, Any]] = []
         self._lock = threading.Lock()
 
     def changed(self, execution: dict[str, Any]) -> None:
         with self._lock:
             self.execution_id = execution["ExecutionId"]
+            self._send_stop()
             self.steps = [dict(e) for e in execution.get("Steps", [])]
             for entry in self.steps:
                 name, status, job = (
@@ -62,8 +65,14 @@ class LiveTable:
         thread.start()
 
     def stop_requested(self, store: Any) -> None:
-        if self.execution_id:
-            store.request_stop(self.execution_id)
+        """Ctrl-C or SIGTERM: the execution is asked to stop (once it exists)."""
+        self.stop_store = store
+        self._send_stop()
+
+    def _send_stop(self) -> None:
+        if self.stop_store is not None and self.execution_id and not self.stop_sent:
+            self.stop_sent = True
+            self.stop_store.request_stop(self.execution_id)
             _note("stopping the execution: its running steps' jobs are being stopped")
 
     def finish(self) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from localproc.errors import ValidationException
+from localproc.pipeline.expressions import step_references
 
 VERSION = "2020-12-01"
 PARAMETER_TYPES = ("String", "Integer", "Float", "Boolean")
@@ -195,8 +196,6 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
 
 
 def _dangling_dependencies(steps: dict[str, Step]) -> list[str]:
-    from localproc.pipeline.expressions import step_references
-
     problems = []
     for step in steps.values():
         arguments = {k: v for k, v in step.arguments.items() if k not in ("IfSteps", "ElseSteps")}

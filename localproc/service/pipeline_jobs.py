@@ -52,16 +52,16 @@ def object_reader(settings: RunSettings) -> Callable[[str, int], bytes]:
 
 def job_backend(settings: RunSettings, start_job: Callable[[dict[str, Any]], str]) -> JobBackend:
     store = job_store(settings.state_dir)
+
+    def stop(name: str) -> None:
+        stop_job(store, name)  # StopProcessingJob's own path
+
     return JobBackend(
         start_job=start_job,
         describe_job=lambda name: describe_job(store, name),
-        stop_job=lambda name: _stop(store, name),
+        stop_job=stop,
         read_object=object_reader(settings),
     )
-
-
-def _stop(store: Any, name: str) -> None:
-    stop_job(store, name)
 
 
 def pipeline_service(

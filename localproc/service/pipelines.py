@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from localproc.errors import LocalprocError, ResourceNotFound, ValidationException
+from localproc.errors import ResourceNotFound, ValidationException
 from localproc.pipeline.definition import Definition, parse_definition
 from localproc.pipeline.graph import graph
 from localproc.pipeline.naming import pipeline_arn, pipeline_name_of
@@ -56,7 +56,7 @@ class PipelineCatalog:
 
     def load(self, name_or_arn: str) -> dict[str, Any]:
         name = pipeline_name_of(name_or_arn)
-        pipeline = self.store.load_pipeline(name) if _plausible(name) else None
+        pipeline = self.store.load_pipeline(name) if PipelineStore.name_ok(name) else None
         if pipeline is None:
             raise ResourceNotFound(f"Pipeline '{pipeline_arn(name, self.region)}' does not exist.")
         return pipeline
@@ -255,10 +255,3 @@ def _version(version_id: int, definition: str, created: str) -> dict[str, Any]:
         "PipelineDefinition": definition,
         "CreationTime": created,
     }
-
-
-def _plausible(name: str) -> bool:
-    try:
-        return PipelineStore.name_ok(name)
-    except LocalprocError:
-        return False
