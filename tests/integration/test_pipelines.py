@@ -460,8 +460,9 @@ def test_bad_pipeline_requests_get_the_services_errors(serve: ServerFactory) -> 
     assert " 500 " not in server.log()
 
 
-def test_pipeline_stop_from_another_terminal_ends_the_foreground_run_stopped(
-    localproc: Localproc, tmp_path: Path
+@pytest.mark.parametrize("how", ["pipeline stop", "Ctrl-C"])
+def test_pipeline_stop_from_another_terminal_or_ctrl_c_ends_the_foreground_run_stopped(
+    how: str, localproc: Localproc, tmp_path: Path
 ) -> None:
     root = tmp_path / "s3"
     (root / "code").mkdir(parents=True)
@@ -494,8 +495,11 @@ def test_pipeline_stop_from_another_terminal_ends_the_foreground_run_stopped(
         wait_for(lambda: bool(executing()), 60)
         arn = executing()[0]["PipelineExecutionArn"]
         wait_for(lambda: "Executing" in localproc("pipeline", "steps", arn).stdout, 120)
-        stopped = localproc("pipeline", "stop", arn.rsplit("/", 1)[-1])
-        assert stopped.exit_code == 0, stopped.output
+        if how == "Ctrl-C":
+            running.send_signal(signal.SIGINT)
+        else:
+            stopped = localproc("pipeline", "stop", arn.rsplit("/", 1)[-1])
+            assert stopped.exit_code == 0, stopped.output
         out, err = running.communicate(timeout=120)
     finally:
         if running.poll() is None:
