@@ -382,6 +382,10 @@ def test_the_cli_runs_the_sdk_definition_file(localproc: Localproc, tmp_path: Pa
     )
     listed = localproc("pipeline", "list")
     assert name in listed.stdout
+    described = localproc("pipeline", "describe", name)
+    assert "Steps: Prep, Evaluate, CheckAccuracy" in described.stdout
+    as_json = json.loads(localproc("pipeline", "describe", name, "--json").stdout)
+    assert as_json["PipelineDefinition"] == DEFINITION.read_text()
 
     training = tmp_path / "training.json"
     training.write_text(definition({"Name": "Train", "Type": "Training", "Arguments": {}}))

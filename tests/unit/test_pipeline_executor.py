@@ -277,3 +277,53 @@ def test_delete_pipeline_removes_its_executions_and_refuses_while_one_runs(tmp_p
     }
     assert svc.store.execution_ids() == []
     assert svc.store.pipeline_names() == []
+
+
+class FlakyStarts(FakeJobs):
+    """The first starts are refused with `errors`, in order; later ones succeed."""
+
+    def __init__(self, errors: list[Exception]) -> None:
+        super().__init__()
+        self.errors = errors
+        self.refused = 0
+
+    def start(self, request: dict[str, Any]) -> str:
+        if self.errors:
+            self.refused += 1
+            raise self.errors.pop(0)
+        return super().start(request)
+
+
+def test_a_step_waits_for_a_job_slot_when_no_policy_retries_resource_limits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from localproc.errors import ResourceLimitExceeded
+    from localproc.service import pipeline_steps
+
+    monkeypatch.setattr(pipeline_steps, "SLOT_WAIT_SECONDS", 0.01)
+    jobs = FlakyStarts([ResourceLimitExceeded("full"), ResourceLimitExceeded("full")])
+    svc = service(tmp_path, jobs)
+    create(svc, [processing("A")])
+    result = run(svc)
+    assert result["status"] == "Succeeded"
+    assert jobs.refused == 2
+    assert result["steps"]["A"]["AttemptCount"] == 1  # waiting is not an attempt
+
+
+def test_a_job_that_cannot_start_here_is_a_service_fault_for_the_retry_policy(
+    tmp_path: Path,
+) -> None:
+    from localproc.errors import CannotRunHere
+
+    policy = {"ExceptionType": ["Step.SERVICE_FAULT"], "IntervalSeconds": 0.01, "MaxAttempts": 1}
+    jobs = FlakyStarts([CannotRunHere("no engine"), CannotRunHere("no engine")])
+    svc = service(tmp_path, jobs)
+    create(svc, [processing("A", RetryPolicies=[policy])])
+    result = run(svc)
+    assert result["status"] == "Failed"  # one retry, refused again
+    assert result["steps"]["A"]["AttemptCount"] == 2
+    assert result["steps"]["A"]["FailureReason"] == "CannotRunHere: no engine"
+    jobs = FlakyStarts([CannotRunHere("no engine")])
+    svc = service(tmp_path / "again", jobs)
+    create(svc, [processing("A", RetryPolicies=[policy])])
+    assert run(svc)["status"] == "Succeeded"
