@@ -330,7 +330,7 @@ def test_records_survive_a_restart_and_an_interrupted_execution_is_failed(
 
     # RetryPipelineExecution keeps the Succeeded step and runs the failed one again.
     client.retry_pipeline_execution(PipelineExecutionArn=arn)
-    wait_for(lambda: steps_of(client, arn)["Sleep"]["StepStatus"] == "Executing", 120)
+    wait_for(lambda: steps_of(client, arn).get("Sleep", {}).get("StepStatus") == "Executing", 120)
     retried = steps_of(client, arn)
     assert retried["Quick"] == after["Quick"]
     assert job_name_of(retried["Sleep"]) != job

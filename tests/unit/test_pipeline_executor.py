@@ -17,8 +17,12 @@ from localproc.service.pipeline_executor import JobBackend
 from localproc.service.pipelines import PipelineCatalog
 
 
+# Long enough (at 0.01 s a look) that parallel steps' jobs overlap even on a loaded host.
+LOOKS_TO_END = 15
+
+
 class FakeJobs:
-    """Jobs that complete on their second look, unless `outcomes` says otherwise for a step."""
+    """Jobs that complete on their LOOKS_TO_END-th look, unless `outcomes` says otherwise for a step."""
 
     def __init__(self, outcomes: dict[str, list[str]] | None = None, hold: set[str] | None = None):
         self.outcomes = outcomes or {}  # step name -> statuses of its successive attempts
@@ -49,7 +53,7 @@ class FakeJobs:
                 status = "InProgress"
             elif name in self.stopped:
                 status = "Stopped"
-            elif self.looks[name] < 3:
+            elif self.looks[name] < LOOKS_TO_END:
                 status = "InProgress"
             else:
                 attempts = [r for r in self.started if self.step_of(r["ProcessingJobName"]) == step]
