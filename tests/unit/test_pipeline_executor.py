@@ -16,13 +16,12 @@ from localproc.service.pipeline_executions import PipelineExecutions
 from localproc.service.pipeline_executor import JobBackend
 from localproc.service.pipelines import PipelineCatalog
 
-
 # Long enough (at 0.01 s a look) that parallel steps' jobs overlap even on a loaded host.
 LOOKS_TO_END = 15
 
 
 class FakeJobs:
-    """Jobs that complete on their LOOKS_TO_END-th look, unless `outcomes` says otherwise for a step."""
+    """Jobs that complete on their LOOKS_TO_END-th look, unless `outcomes` says otherwise."""
 
     def __init__(self, outcomes: dict[str, list[str]] | None = None, hold: set[str] | None = None):
         self.outcomes = outcomes or {}  # step name -> statuses of its successive attempts
