@@ -88,12 +88,15 @@ def run(
     from localproc.cli.pipeline_render import LiveTable
     from localproc.service.detach import start_detached
     from localproc.service.pipeline_jobs import pipeline_service
+    from localproc.service.runs import validated_request
 
     settings = settings_for(options)
     text = _definition_text(definition)
     table = LiveTable(settings.state_dir)
     service = pipeline_service(
-        settings, lambda request: start_detached(request, settings), max_concurrent_jobs,
+        # A step's job starts as `run --detach` starts one: validated, then in the background.
+        settings, lambda request: start_detached(validated_request(request), settings),
+        max_concurrent_jobs,
         table.changed,
     )  # fmt: skip
     pipeline = _pipeline_name(definition, name)

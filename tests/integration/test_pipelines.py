@@ -387,6 +387,16 @@ def test_the_cli_runs_the_sdk_definition_file(localproc: Localproc, tmp_path: Pa
     as_json = json.loads(localproc("pipeline", "describe", name, "--json").stdout)
     assert as_json["PipelineDefinition"] == DEFINITION.read_text()
 
+    # A step whose arguments the API would refuse fails at its turn, in the API's words.
+    invalid = script_step("Bad", FIXTURE_BUCKET, "code/steps.py")
+    invalid["Arguments"]["ProcessingResources"]["ClusterConfig"]["InstanceCount"] = 0
+    bad = tmp_path / "bad.json"
+    bad.write_text(definition(invalid))
+    refused_step = localproc("pipeline", "run", str(bad), "--s3-root", str(root))
+    assert refused_step.exit_code == 1, refused_step.output
+    assert "ValidationException: 1 validation error detected" in refused_step.stderr
+    assert "instanceCount" in refused_step.stderr
+
     training = tmp_path / "training.json"
     training.write_text(definition({"Name": "Train", "Type": "Training", "Arguments": {}}))
     refused = localproc("pipeline", "run", str(training), "--s3-root", str(root))
