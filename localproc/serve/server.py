@@ -26,7 +26,7 @@ import ipaddress
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 from localproc.errors import CannotRunHere, ValidationException
@@ -68,10 +68,12 @@ def serve(
     max_concurrent_jobs: int = DEFAULT_MAX_CONCURRENT_JOBS,
     out: TextIO = sys.stdout,
     log: TextIO = sys.stderr,
+    on_listening: Callable[[str], None] | None = None,
 ) -> None:
     """Serve until Ctrl-C or SIGTERM. Prints one line on `out` once listening, with the URL
     actually bound (so `--port 0` can be used); everything else goes to `log`. Jobs the server
-    started keep running after it stops, each in its own background process."""
+    started keep running after it stops, each in its own background process. `on_listening`
+    gets the URL once requests are answered (`localproc console` opens the browser there)."""
     if max_concurrent_jobs < 1:
         raise ValidationException.single("--max-concurrent-jobs must be at least 1.")
     api = ProcessingApi(settings, max_concurrent_jobs)
@@ -103,6 +105,8 @@ def serve(
                 "at once. Ctrl-C stops the server; jobs it started keep running "
                 "(StopProcessingJob or `localproc stop NAME` stops them)"
             )
+            if on_listening is not None:
+                on_listening(url)
             server.serve_forever(poll_interval=0.5)
     except (KeyboardInterrupt, _Terminate):
         pass
