@@ -20,6 +20,7 @@ import contextlib
 import hmac
 import ipaddress
 import json
+import re
 import secrets
 from datetime import datetime, timezone
 from pathlib import Path
@@ -49,6 +50,9 @@ _COMMON_HEADERS = {
     "Cache-Control": "no-store",
 }
 DOWNLOAD_CHUNK = 64 * 1024
+# A Host header: a name or IPv4 address, or an IPv6 address in brackets, and a port. Nothing
+# else (no user info, no path): what does not match is refused.
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::([0-9]{1,5}))?")
 
 
 class Answer:
@@ -97,14 +101,11 @@ class Console:
     def host_allowed(self, host_header: str | None) -> bool:
         """Whether the Host header names this server: an IP literal or `localhost` (or the
         name it was told to bind) with its port. A name an attacker controls never passes."""
-        if not host_header:
+        found = _HOST.fullmatch((host_header or "").strip())
+        if found is None:
             return False
-        parsed = urlsplit(f"//{host_header.strip()}")
-        try:
-            port = parsed.port or 80
-        except ValueError:
-            return False
-        name = (parsed.hostname or "").lower()
+        name = found.group(1).lower().strip("[]")
+        port = int(found.group(2) or 80)
         if port != self._port or not name:
             return False
         if name in ("localhost", self._served_host):

@@ -205,6 +205,18 @@ def open_output_file(
     return open_inside(store.folder(name).path, parts)
 
 
+def job_telemetry(store: JobStore, name: str) -> dict[str, Any]:
+    """What `describe --telemetry` adds: the recorded phase times and every usage sample of each
+    instance, as kept (not brought down to chart points)."""
+    store.load(name)  # ResourceNotFound for an unknown job
+    folder = store.folder(name)
+    hosts = [path.stem for path in log_files(store, name, None)]
+    return {
+        "Phases": read_phases(folder),
+        "UsageSamples": {host: read_usage_series(folder, host) for host in hosts},
+    }
+
+
 def log_piece(
     store: JobStore, name: str, host: str, offset: int, limit: int = LOG_CHUNK_BYTES
 ) -> dict[str, Any]:
