@@ -44,7 +44,10 @@ def test_the_instance_that_failed_first_is_marked_and_the_others_are_not() -> No
 
 
 def test_a_running_instance_is_open_up_to_now() -> None:
-    recorded = {"Staging": {"Start": 100.0, "End": 110.0}, "Instances": {"algo-1": {"Start": 110.0}}}
+    recorded = {
+        "Staging": {"Start": 100.0, "End": 110.0},
+        "Instances": {"algo-1": {"Start": 110.0}},
+    }
     timeline = build_timeline(["algo-1"], recorded, now=130.0, max_runtime_seconds=None)
     running = timeline["Instances"][0]["Segments"][1]
     assert running == {"Phase": "Running", "Start": 110.0, "End": 130.0, "Open": True}
