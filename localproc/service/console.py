@@ -107,9 +107,10 @@ def usage_view(
         memory_limit, cpu_limit, family = kind.memory_bytes, float(kind.vcpus), kind.family
     except KeyError:
         memory_limit, cpu_limit, family = None, None, None
-    if plan is not None:  # what the containers were actually held to (None: --no-resource-limits)
-        memory_limit = plan.get("MemoryLimitBytes") or memory_limit
-        cpu_limit = plan.get("CpuLimit") or cpu_limit
+    # What the containers were held to on this host (less than the type's when the host is
+    # smaller than the job; None with --no-resource-limits): a second line when it differs.
+    held_memory = plan.get("MemoryLimitBytes") if plan else None
+    held_cpus = plan.get("CpuLimit") if plan else None
     folder = store.folder(name)
     instances = {}
     for host in hosts:
@@ -134,6 +135,8 @@ def usage_view(
         "InstanceType": type_name,
         "MemoryLimitBytes": memory_limit,
         "CpuLimit": cpu_limit,
+        "ContainerMemoryLimitBytes": held_memory if held_memory != memory_limit else None,
+        "ContainerCpuLimit": held_cpus if held_cpus != cpu_limit else None,
         "Instances": instances,
     }
 

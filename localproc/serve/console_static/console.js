@@ -155,14 +155,15 @@ function timeline(data) {
   chart.append(svg("text", { x: label, y: bottom + 16, class: "axis" }, when(data.Start)));
   chart.append(svg("text", { x: width - 20, y: bottom + 16, class: "axis", "text-anchor": "end" }, `+${seconds(span)}`));
   const legend = el("p", { class: "legend" }, ...["Staging", "Running", "Uploading"].map(
-    (p) => el("span", { class: `key phase-${p}` }, p)));
+    (p) => el("span", { class: `key phase-${p}` }, p)),
+    el("span", { class: "key outcome-Failed" }, "Failed"), el("span", { class: "key outcome-Stopped" }, "Stopped"));
   box.replaceChildren(chart, legend);
 }
 
-function lineChart(points, key, limit, format, title, cls) {
+function lineChart(points, key, limit, held, format, title, cls) {
   const width = 420, height = 150, left = 60, bottom = 20;
   const values = points.map((p) => p[key]).filter((v) => v !== null);
-  const top = Math.max(limit || 0, ...values, 1) * 1.05;
+  const top = Math.max(limit || 0, held || 0, ...values, 1) * 1.05;
   const t0 = points.length ? points[0].T : 0, t1 = points.length ? points[points.length - 1].T : 1;
   const x = (t) => left + ((t - t0) / Math.max(t1 - t0, 1)) * (width - left - 8);
   const y = (v) => height - bottom - (v / top) * (height - bottom - 8);
@@ -173,6 +174,10 @@ function lineChart(points, key, limit, format, title, cls) {
   if (limit) {
     chart.append(svg("line", { x1: left, x2: width - 8, y1: y(limit), y2: y(limit), class: "limit" }));
     chart.append(svg("text", { x: width - 10, y: y(limit) - 3, class: "limit-label", "text-anchor": "end" }, `limit ${format(limit)}`));
+  }
+  if (held) {
+    chart.append(svg("line", { x1: left, x2: width - 8, y1: y(held), y2: y(held), class: "container-limit" }));
+    chart.append(svg("text", { x: left + 4, y: y(held) - 3, class: "container-limit-label" }, `held to ${format(held)} here`));
   }
   chart.append(svg("text", { x: left - 4, y: height - bottom, class: "axis", "text-anchor": "end" }, format(0)));
   chart.append(svg("text", { x: left - 4, y: 20, class: "axis", "text-anchor": "end" }, format(top)));
@@ -187,13 +192,14 @@ function lineChart(points, key, limit, format, title, cls) {
 
 function usage(data) {
   document.getElementById("usage-note").textContent =
-    `Against ${data.InstanceType}: ${bytes(data.MemoryLimitBytes)} memory, ${data.CpuLimit ?? "?"} vCPUs.`;
+    `Against ${data.InstanceType}: ${bytes(data.MemoryLimitBytes)} memory, ${data.CpuLimit ?? "?"} vCPUs` +
+    (data.ContainerMemoryLimitBytes ? `; each container was held to ${bytes(data.ContainerMemoryLimitBytes)} and ${data.ContainerCpuLimit} CPUs on this host.` : ".");
   const box = document.getElementById("usage");
   box.replaceChildren(...Object.entries(data.Instances).map(([host, inst]) => el("div",
     { class: "usage-instance", "data-host": host },
     el("h3", {}, host),
-    lineChart(inst.Points, "MemoryBytes", data.MemoryLimitBytes, bytes, "memory", "memory"),
-    lineChart(inst.Points, "Cpus", data.CpuLimit, (v) => `${v.toFixed(1)}`, "CPUs busy", "cpu"),
+    lineChart(inst.Points, "MemoryBytes", data.MemoryLimitBytes, data.ContainerMemoryLimitBytes, bytes, "memory", "memory"),
+    lineChart(inst.Points, "Cpus", data.CpuLimit, data.ContainerCpuLimit, (v) => `${v.toFixed(1)}`, "CPUs busy", "cpu"),
     el("p", { class: "advice" }, inst.PeakMemoryBytes
       ? `peak ${bytes(inst.PeakMemoryBytes)}; smallest type that holds it: ${inst.SmallestFitting || "none of this family"}`
       : "no memory sample"))));
