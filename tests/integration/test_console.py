@@ -304,3 +304,32 @@ def test_a_link_a_container_planted_in_its_outputs_cannot_be_downloaded(
     assert kinds == {
         "honest.txt": "file", "leak.txt": "link", "record-link.json": "link", "root": "link",
     }  # fmt: skip
+
+
+def test_console_prints_its_url_where_there_is_no_display_and_serves_the_page(
+    tmp_path: Path,
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "localproc", "console", "--port", "0",
+         "--state-dir", str(tmp_path / "state")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        banner = process.stdout.readline()
+        assert " on http://127.0.0.1:" in banner, banner
+        url = banner.split(" on ", 1)[1].split()[0]
+        assert process.stdout.readline().strip() == f"localproc console: open {url}/ in a browser"
+        with urllib.request.urlopen(f"{url}/", timeout=30) as response:
+            page = response.read()
+        assert b"<title>localproc console</title>" in page
+        assert response.headers["Content-Security-Policy"].startswith("default-src 'none'")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
