@@ -25,7 +25,7 @@ import secrets
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from localproc.errors import LocalprocError, ValidationException
 from localproc.records.store import JobStore
@@ -149,11 +149,10 @@ class Console:
             if rest[1] == "files" and len(rest) >= 5:
                 host, output, relative = rest[2], rest[3], "/".join(rest[4:])
                 handle, size = views.open_output_file(self.store, name, host, output, relative)
-                filename = rest[-1].replace('"', "_").replace("\\", "_")
                 return Answer(
                     200,
                     "application/octet-stream",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+                    headers={"Content-Disposition": attachment(rest[-1])},
                     stream=handle,
                     length=size,
                 )
@@ -211,6 +210,14 @@ def write_answer(handler: Any, answer: Answer) -> None:
         if answer.stream is not None:
             with contextlib.suppress(OSError):
                 answer.stream.close()
+
+
+def attachment(name: str) -> str:
+    """Content-Disposition for a file a container named: the name is the container's, so it
+    may hold quotes, CR/LF or anything else; only safe ASCII goes in plain, the rest
+    percent-encoded (RFC 6266 / 5987), so no header can be forged through a file name."""
+    plain = re.sub(r"[^A-Za-z0-9._-]", "_", name) or "download"
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 def _list_query(query: dict[str, str]) -> Any:

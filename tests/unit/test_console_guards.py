@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from localproc.records.store import JobStore
-from localproc.serve.console import Console
+from localproc.serve.console import Console, attachment
 
 PORT = 8765
 
@@ -84,3 +84,10 @@ def test_bad_queries_are_answered_as_errors_not_crashes(console: Console) -> Non
     assert console.get("/console/static/../../record.json", host).status == 404
     listing = console.get("/console/api/jobs?name=x&after=0", host)
     assert listing.status == 200 and json.loads(listing.body)["Jobs"] == []
+
+
+def test_a_file_name_cannot_forge_a_header() -> None:
+    header = attachment('evil"\r\nSet-Cookie: a=b.txt')
+    assert "\r" not in header and "\n" not in header
+    assert header.startswith('attachment; filename="evil___Set-Cookie__a_b.txt"; ')
+    assert header.endswith("filename*=UTF-8''evil%22%0D%0ASet-Cookie%3A%20a%3Db.txt")
