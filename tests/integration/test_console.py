@@ -262,10 +262,24 @@ def test_the_console_follows_a_failing_three_instance_job_and_stops_a_running_on
     )
     assert localproc.record(sleeper)["ProcessingJobStatus"] == "InProgress"
 
+    # Delete follows the CLI's rule: not while the job runs (its button is disabled, too).
+    assert page.locator("#delete-button").is_disabled()
+    status, answer = post(
+        f"{server.url}/console/api/jobs/{sleeper}/delete", {"X-Localproc-Console-Token": token}
+    )
+    assert (status, answer["__type"]) == (409, "ResourceInUse")
+
     page.locator("#stop-button").click()
     page.locator("#job-status .status-Stopped").wait_for(timeout=60_000)
     assert localproc.record(sleeper)["ProcessingJobStatus"] == "Stopped"
     page.screenshot(path=str(tmp_path / "console-stopped.png"), full_page=True)
+
+    # Once ended it can be deleted from its page (after the confirmation), and it is gone.
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("#delete-button").click()
+    page.wait_for_url(f"{server.url}/#/", timeout=30_000)
+    page.locator(f'#jobs tr[data-job="{sleeper}"]').wait_for(state="detached", timeout=30_000)
+    assert not (localproc.state_dir / "jobs" / sleeper).exists()
     assert "InternalFailure" not in server.log()
 
 
