@@ -100,6 +100,9 @@ async function refreshJobs() {
     el("td", {}, job.CostUsd === null ? "" : `$${job.CostUsd.toFixed(4)}`),
     el("td", { class: "reason" }, job.FailureReason || ""))));
   document.getElementById("jobs-empty").hidden = data.Jobs.length > 0;
+  const unreadable = document.getElementById("jobs-unreadable");
+  unreadable.textContent = data.Unreadable.length ? `Not listed, damaged: ${data.Unreadable.join("; ")}` : "";
+  unreadable.hidden = !data.Unreadable.length;
   return true; // the list always keeps following: new jobs may appear any time
 }
 
