@@ -16,7 +16,8 @@ httpserve.py: a fixed pool of worker threads, whatever the number of connections
 
 The parts: api.py (the operations, each a call into the service layer), wire.py (the JSON 1.1
 bodies and timestamps), errors.py (user errors as the service's error responses), endpoint.py
-(the HTTP requests); this module runs the server.
+(the HTTP requests), console.py (`GET /`: the console in the browser); this module runs the
+server.
 """
 
 from __future__ import annotations
