@@ -37,6 +37,10 @@ STATIC_TYPES = {"console.js": "text/javascript", "console.css": "text/css"}
 TOKEN_HEADER = "X-Localproc-Console-Token"
 TOKEN_PLACEHOLDER = "__CONSOLE_TOKEN__"
 PREFIX = "/console/"
+FOREIGN_HOST_MESSAGE = (
+    "The Host header does not name this server (by an IP address or localhost): refused, so "
+    "that a web page served under another name cannot reach it (DNS rebinding)."
+)
 _STATUS_OF = {"ValidationException": 400, "ResourceNotFound": 404, "ResourceInUse": 409}
 _PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
@@ -81,33 +85,38 @@ def error_answer(status: int, code: str, message: str) -> Answer:
     return json_answer(status, {"__type": code, "message": message})
 
 
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
 def is_console_path(path: str) -> bool:
     return path == "/" or path.startswith(PREFIX) or path.startswith("/?")
 
 
 class Console:
-    """The console's routes over one state dir, for a server bound to `served_host`:`port`."""
+    """The console's routes over one state dir, for a server bound to `served_host`."""
 
-    def __init__(self, store: JobStore, served_host: str, port: int) -> None:
+    def __init__(self, store: JobStore, served_host: str) -> None:
         self.store = store
         self.token = secrets.token_urlsafe(32)
         self._served_host = served_host.lower().strip("[]")
-        self._port = port
         page = (STATIC / "index.html").read_text()
         self._page = page.replace(TOKEN_PLACEHOLDER, self.token).encode()
         self._static = {name: (STATIC / name).read_bytes() for name in STATIC_TYPES}
 
     # -- the two guards --------------------------------------------------------------------
     def host_allowed(self, host_header: str | None) -> bool:
-        """Whether the Host header names this server: an IP literal or `localhost` (or the
-        name it was told to bind) with its port. A name an attacker controls never passes."""
+        """Whether the Host header names this server: by an IP address, `localhost`, or the
+        name it was told to bind. A DNS rebinding page sends its own name, which never passes.
+        The port is not compared: it says nothing about who names the server, and an SSH
+        tunnel (`ssh -L 9000:127.0.0.1:8080`) legitimately changes it."""
         found = _HOST.fullmatch((host_header or "").strip())
         if found is None:
             return False
         name = found.group(1).lower().strip("[]")
-        port = int(found.group(2) or 80)
-        if port != self._port or not name:
-            return False
         if name in ("localhost", self._served_host):
             return True
         try:
@@ -259,6 +268,5 @@ def _foreign_host() -> Answer:
     return error_answer(
         400,
         "ForeignHost",
-        "The Host header does not name this server (an IP address or localhost with its "
-        "port): refused, so that a page served under another name cannot reach the console.",
+        FOREIGN_HOST_MESSAGE,
     )

@@ -14,7 +14,15 @@ from typing import Any, TextIO
 
 from localproc.printable import printable, printable_line
 from localproc.serve.api import ProcessingApi
-from localproc.serve.console import PREFIX, TOKEN_HEADER, Console, is_console_path, write_answer
+from localproc.serve.console import (
+    FOREIGN_HOST_MESSAGE,
+    PREFIX,
+    TOKEN_HEADER,
+    Console,
+    is_console_path,
+    is_loopback,
+    write_answer,
+)
 from localproc.serve.errors import ApiError
 from localproc.serve.httpserve import BoundedHTTPServer, OneRequestHandler
 from localproc.serve.wire import parse_body, target_prefix
@@ -28,7 +36,8 @@ class _Server(BoundedHTTPServer):
         self.api = api
         self.log = log
         self.log_lock = threading.Lock()
-        self.console: Console | None = None  # set once bound: it checks Host against the port
+        self.console: Console | None = None  # set once bound
+        self.api_host_checked = False
         super().__init__(address, _Handler, MAX_BODY_BYTES)
 
     def note(self, line: str) -> None:
@@ -54,7 +63,11 @@ def make_server(host: str, port: int, api: ProcessingApi, log: TextIO) -> _Serve
     """The HTTP server for `api`, bound and listening, not yet serving."""
     server_class = _Server6 if ":" in host else _Server
     server = server_class((host, port), api, log)
-    server.console = Console(api.store, host, server.server_address[1])
+    server.console = Console(api.store, host)
+    # On loopback only local programs reach the API, and they name it by address or localhost;
+    # any other Host is a web page that rebound its name to 127.0.0.1 (DNS rebinding), which
+    # must not create jobs. Bound elsewhere, clients may name the host anything: not checked.
+    server.api_host_checked = is_loopback(str(server.server_address[0]))
     return server
 
 
@@ -79,6 +92,7 @@ class _Handler(OneRequestHandler):
         self.request_id = str(uuid.uuid4())
         operation = printable_line(self.headers.get("X-Amz-Target") or "(no X-Amz-Target)")
         try:
+            self._check_host()
             raw = self._read_body()
             prefix, operation = self._operation()
             body = parse_body(raw)
@@ -146,6 +160,13 @@ class _Handler(OneRequestHandler):
         )
         self._respond(error.status, error.body())
         self.server.note(f"{self.command} {printable_line(self.path)} {error.status}")
+
+    def _check_host(self) -> None:
+        console = self.server.console
+        host = self.headers.get("Host")
+        if self.server.api_host_checked and console and not console.host_allowed(host):
+            self.close_connection = True
+            raise ApiError("ForeignHost", FOREIGN_HOST_MESSAGE)
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():

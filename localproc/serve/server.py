@@ -23,7 +23,6 @@ server.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import signal
 import sys
 import threading
@@ -35,6 +34,7 @@ from localproc.execution.prepare import RunSettings
 from localproc.payload.service_model import sagemaker_model
 from localproc.serve import cloudwatch_logs
 from localproc.serve.api import DEFAULT_MAX_CONCURRENT_JOBS, ProcessingApi
+from localproc.serve.console import is_loopback
 from localproc.serve.endpoint import CONTENT_TYPE, MAX_BODY_BYTES, make_server
 from localproc.serve.errors import ApiError, api_error
 from localproc.serve.wire import checked_input, to_wire
@@ -87,7 +87,7 @@ def serve(
     bound_host, bound_port = server.server_address[:2]
     shown_host = f"[{bound_host}]" if ":" in bound_host else bound_host
     url = f"http://{shown_host}:{bound_port}"
-    if not _is_loopback(bound_host):
+    if not is_loopback(bound_host):
         server.note(
             f"warning: {bound_host} is not a loopback address: anyone who can reach it can run "
             "containers on this host, and requests are not signature-checked"
@@ -123,13 +123,6 @@ def serve(
             else ""
         )
     )
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host.split("%")[0]).is_loopback
-    except ValueError:
-        return False
 
 
 @contextlib.contextmanager

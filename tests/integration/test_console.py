@@ -347,3 +347,25 @@ def test_console_prints_its_url_where_there_is_no_display_and_serves_the_page(
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=30)
     assert process.returncode == 0, stderr
+
+
+def test_the_api_on_loopback_refuses_a_foreign_host_so_a_rebinding_page_cannot_create_jobs(
+    server: ServerProcess, localproc: Localproc
+) -> None:
+    def api(host: bytes, operation: bytes, body: bytes) -> bytes:
+        return raw_http(
+            server.url,
+            b"POST / HTTP/1.1\r\nHost: %s\r\nX-Amz-Target: SageMaker.%s\r\n"
+            b"Content-Type: application/x-amz-json-1.1\r\nContent-Length: %d\r\n"
+            b"Connection: close\r\n\r\n%s" % (host, operation, len(body), body),
+        )
+
+    listing = json.dumps({"MaxResults": 1}).encode()
+    assert api(b"localhost:9000", b"ListProcessingJobs", listing).startswith(b"HTTP/1.1 200")
+    refused = api(b"rebound.example:8080", b"ListProcessingJobs", listing)
+    assert refused.startswith(b"HTTP/1.1 400") and b'"__type": "ForeignHost"' in refused
+    create = json.dumps(job_payload(unique_name("console-rebound"))).encode()
+    refused = api(b"rebound.example", b"CreateProcessingJob", create)
+    assert refused.startswith(b"HTTP/1.1 400") and b'"__type": "ForeignHost"' in refused
+    jobs = localproc.state_dir / "jobs"
+    assert not jobs.is_dir() or not [p for p in jobs.iterdir() if not p.name.startswith(".")]

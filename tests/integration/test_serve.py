@@ -369,7 +369,7 @@ def test_boto3_gets_each_error_as_the_service_sends_it(
     host, port = server.url.removeprefix("http://").rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=30) as connection:
         connection.sendall(
-            b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: SageMaker.ListProcessingJobs\r\n"
+            b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Amz-Target: SageMaker.ListProcessingJobs\r\n"
             b"Content-Length: 100\r\n\r\n{}"
         )
     wait_for(lambda: "request dropped" in server.log(), 10, "the dropped request to be noted")
