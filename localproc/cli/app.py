@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 import typer
 
 from localproc import helpcache
-from localproc.cli import job_commands, run_commands, serve_command
+from localproc.cli import job_commands, pipeline_commands, run_commands, serve_command
 from localproc.cli.errors import user_errors
 from localproc.errors import ExitStatus
 
@@ -49,6 +49,7 @@ COMMANDS: list[tuple[str | None, Callable[..., Any]]] = [
 ]
 for _name, _command in COMMANDS:
     app.command(_name)(user_errors()(_command))
+app.add_typer(pipeline_commands.app)  # `localproc pipeline …`: SageMaker Pipelines
 
 
 def main() -> None:

@@ -39,7 +39,9 @@ def serve(
     """A SageMaker-compatible endpoint (AWS JSON 1.1) for Create/Describe/List/Stop/Delete
     ProcessingJob, so boto3, the AWS CLI and the SageMaker Python SDK run jobs here
     (`--endpoint-url http://127.0.0.1:PORT`). Jobs run in background processes and keep running
-    when the server stops (Ctrl-C or SIGTERM); StopProcessingJob or `localproc stop` stops them."""
+    when the server stops (Ctrl-C or SIGTERM); StopProcessingJob or `localproc stop` stops them.
+    It also answers the SageMaker Pipelines API: a pipeline's processing steps run as jobs here,
+    its executions in the server (one that was running when the server ended is Failed)."""
     from localproc.serve.server import serve as serve_forever
 
     serve_forever(settings_for(options), host, port, max_concurrent_jobs)
