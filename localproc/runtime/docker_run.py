@@ -150,7 +150,12 @@ class DockerRun:
                 memory = sample.get("memory_stats") or {}
                 peak = memory.get("max_usage") or memory.get("usage")
                 total = (sample.get("cpu_stats") or {}).get("cpu_usage", {}).get("total_usage")
-                yield UsageSample(int(peak) if peak else None, total / 1e9 if total else None)
+                current = memory.get("usage")
+                yield UsageSample(
+                    int(peak) if peak else None,
+                    total / 1e9 if total else None,
+                    int(current) if current else None,
+                )
         except docker.errors.DockerException:
             return  # the container is gone: the samples taken so far stand
 
