@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from docker_engine import (
     Localproc,
+    both_engines,
     job_payload,
     resources_created_since,
     s3_input,
@@ -105,6 +106,7 @@ def probe_job(
     return seen
 
 
+@both_engines
 def test_isolated_instances_reach_each_other_but_not_the_host(
     localproc: Localproc, s3: Any, host_service: tuple[str, int]
 ) -> None:
@@ -115,6 +117,7 @@ def test_isolated_instances_reach_each_other_but_not_the_host(
     assert seen["algo-1"]["peers"] == seen["algo-2"]["peers"]
 
 
+@both_engines
 def test_without_isolation_the_host_service_is_reachable(
     localproc: Localproc, s3: Any, host_service: tuple[str, int]
 ) -> None:
