@@ -114,8 +114,8 @@ class DockerEngine:
     @functools.cached_property
     def is_podman(self) -> bool:
         """Podman's Docker-compatible API (runtime/podman.py says where it differs)."""
-        with engine_errors("reading the engine's version"):
-            return podman.is_podman(self.client.version())
+        with engine_errors("asking the engine what it is"):
+            return podman.is_podman(self.client)
 
     def for_run(self, plan: JobPlan, folders: HostFolders) -> Engine:
         """The engine seam for one run of `plan`, its host folders where `folders` says."""

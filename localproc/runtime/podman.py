@@ -30,10 +30,17 @@ ROOTFUL_SOCKET = "/run/podman/podman.sock"
 LIBPOD = "/v4.0.0/libpod"  # served by Podman 4 and 5 alike (their oldest supported API is 4.0.0)
 
 
-def is_podman(version: Mapping[str, Any]) -> bool:
-    """Whether an engine's /version answer is Podman's (it names a "Podman Engine" component)."""
-    components = version.get("Components") or []
-    return any(str(c.get("Name", "")).startswith("Podman") for c in components)
+def is_podman(client: Any) -> bool:
+    """Whether the engine is Podman: its /_ping answer names the libpod API version. (Its
+    /version answer says so too, but Podman makes it by asking conmon and the OCI runtime for
+    theirs, which takes most of a second.)"""
+    response = client.api.get(f"{client.api.base_url}/_ping", timeout=30)
+    return is_podman_ping(response.headers)
+
+
+def is_podman_ping(headers: Mapping[str, str]) -> bool:
+    """Podman's /_ping carries `Libpod-Api-Version` (and `Server: Libpod/…`); Docker's does not."""
+    return any(name.lower() == "libpod-api-version" for name in headers)
 
 
 def engine_sockets() -> list[str]:

@@ -1,4 +1,4 @@
-"""Podman's side of the engine seam, pure parts: telling Podman from Docker by its /version
+"""Podman's side of the engine seam, pure parts: telling Podman from Docker by its /_ping
 answer, where its sockets are looked for, and reading its libpod stats stream (fed here from a
 recorded answer; the real stream is exercised by the `[podman]` integration tests)."""
 
@@ -13,33 +13,27 @@ import pytest
 from localproc.runtime import podman
 from localproc.runtime.protocol import UsageSample
 
-# Trimmed from the engines' real /version answers (Podman 4.3.1 and Docker 20.10 on Debian 12).
-PODMAN_VERSION = {
-    "Platform": {"Name": "linux/amd64/debian-12"},
-    "Version": "4.3.1",
-    "ApiVersion": "1.41",
-    "Components": [
-        {"Name": "Podman Engine", "Version": "4.3.1"},
-        {"Name": "Conmon", "Version": "conmon version 2.1.6, commit: unknown"},
-        {"Name": "OCI Runtime (runc)", "Version": "runc version 1.1.5+ds1"},
-    ],
+# The engines' real /_ping answer headers (Podman 4.3.1 and Docker 20.10 on Debian 12).
+PODMAN_PING = {
+    "Api-Version": "1.41",
+    "Docker-Experimental": "true",
+    "Libpod-Api-Version": "4.3.1",
+    "Libpod-Buildah-Version": "1.28.2",
+    "Server": "Libpod/4.3.1 (linux)",
 }
-DOCKER_VERSION = {
-    "Platform": {"Name": ""},
-    "Version": "20.10.24+dfsg1",
-    "ApiVersion": "1.41",
-    "Components": [
-        {"Name": "Engine", "Version": "20.10.24+dfsg1"},
-        {"Name": "containerd", "Version": "1.6.20~ds1"},
-        {"Name": "runc", "Version": "1.1.5+ds1"},
-    ],
+DOCKER_PING = {
+    "Api-Version": "1.41",
+    "Docker-Experimental": "false",
+    "Ostype": "linux",
+    "Server": "Docker/20.10.24+dfsg1 (linux)",
 }
 
 
-def test_podman_is_told_from_docker_by_its_engine_component() -> None:
-    assert podman.is_podman(PODMAN_VERSION)
-    assert not podman.is_podman(DOCKER_VERSION)
-    assert not podman.is_podman({})  # an engine that names no components is taken for Docker
+def test_podman_is_told_from_docker_by_its_ping_answer() -> None:
+    assert podman.is_podman_ping(PODMAN_PING)
+    assert podman.is_podman_ping({"libpod-api-version": "5.0.0"})  # header names are any case
+    assert not podman.is_podman_ping(DOCKER_PING)
+    assert not podman.is_podman_ping({})  # an engine that says nothing is taken for Docker
 
 
 def test_the_users_own_socket_is_tried_before_the_systems(monkeypatch: pytest.MonkeyPatch) -> None:
