@@ -101,8 +101,8 @@ else
   # it reads it) whose default limits are the ones it has itself.
   nofile="$(service_limit "open files")"
   nproc="$(service_limit processes)"
-  if [ ! -f "$conf" ] && [ "$nofile" != unlimited ] && [ "$nproc" != unlimited ] \
-      && { [ "$nofile" -lt 1048576 ] || [ "$nproc" -lt 1048576 ]; }; then
+  capabilities="$(awk '/^CapEff/ {print $2}' /proc/self/status)"
+  if [ ! -f "$conf" ] && (( ((16#$capabilities) >> 24 & 1) == 0 )); then  # 24: CAP_SYS_RESOURCE
     printf '[containers]\ndefault_ulimits = ["nofile=%s:%s", "nproc=%s:%s"]\n' \
       "$nofile" "$nofile" "$nproc" "$nproc" >"$conf"
     kill "$(cat "$pidfile")"
