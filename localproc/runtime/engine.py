@@ -173,9 +173,10 @@ class DockerEngine:
         internal network (no route out) whose bridge the host firewall shuts off from the
         host's own services, where this process may change the firewall."""
         if self.is_podman:
-            subnet, gateway = podman.create_network(
-                self.client, name, labels, firewall.bridge_name(run_id), isolated
-            )
+            with engine_errors(f"creating network {name}"):
+                subnet, gateway = podman.create_network(
+                    self.client, name, labels, firewall.bridge_name(run_id), isolated
+                )
             addresses = _addresses(ipaddress.ip_network(subnet), gateway, hosts)
         else:
             for _attempt in range(5):

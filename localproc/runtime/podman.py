@@ -73,7 +73,11 @@ def create_network(
     response = client.api.post(_url(client, "/networks/create"), json=body, timeout=120)
     if response.status_code >= 400:
         raise EngineError(f"Podman: creating network {name} failed: {_message(response)}")
-    for subnet in response.json().get("subnets") or []:
+    try:
+        subnets = response.json().get("subnets") or []
+    except ValueError as err:
+        raise EngineError(f"Podman: creating network {name}: an answer that is not JSON") from err
+    for subnet in subnets:
         if "." in subnet.get("subnet", ""):
             return subnet["subnet"], subnet.get("gateway")
     raise EngineError(f"Podman: network {name} has no IPv4 subnet")
