@@ -68,8 +68,10 @@ start_service() {
   mkdir -p "$(dirname "$socket")"
   rm -f "$socket"
   # setsid: the service must outlive this script and not get the terminal's signals.
-  # --time=0: it never exits for being idle.
-  setsid nohup podman system service --time=0 "unix://$socket" >"$log" 2>&1 </dev/null &
+  # --time=0: it never exits for being idle. Started in the socket's folder: Debian 12's conmon
+  # writes a file named `oom` into its working directory when a container is killed for memory.
+  (cd "$(dirname "$socket")" && exec setsid nohup podman system service --time=0 \
+    "unix://$socket" >"$log" 2>&1 </dev/null) &
   echo $! >"$pidfile"
   for _ in $(seq 1 60); do
     answers && return 0
