@@ -101,14 +101,13 @@ class DockerEngine:
             client = docker.from_env(version="auto", timeout=120)
             client.ping()
         except (docker.errors.DockerException, OSError) as err:
-            podman_client = None if "DOCKER_HOST" in os.environ else _podman_client()
-            if podman_client is None:
+            client = None if "DOCKER_HOST" in os.environ else podman.first_answering_client()
+            if client is None:
                 raise CannotRunHere(
                     f"No Docker engine answers at {where} ({_first_line(err)}), nor Podman's API "
                     "service. Start Docker, or run scripts/setup.sh, which installs and starts "
                     "one on Debian (for Podman: scripts/setup-podman.sh)."
                 ) from err
-            client = podman_client
         return cls(client)
 
     @functools.cached_property
@@ -341,23 +340,6 @@ class DockerEngine:
             for network_id in networks:
                 with contextlib.suppress(docker.errors.NotFound):
                     self.client.api.remove_network(network_id)
-
-
-def _podman_client() -> docker.DockerClient | None:
-    """A client of the first of Podman's sockets that answers, if any does."""
-    import docker
-    import docker.errors
-
-    for socket in podman.engine_sockets():
-        if not os.path.exists(socket.removeprefix("unix://")):
-            continue
-        try:
-            client = docker.DockerClient(base_url=socket, version="auto", timeout=120)
-            client.ping()
-        except (docker.errors.DockerException, OSError):
-            continue
-        return client
-    return None
 
 
 def _addresses(

@@ -54,6 +54,23 @@ def engine_sockets() -> list[str]:
     return [f"unix://{path}" for path in sockets]
 
 
+def first_answering_client() -> Any:
+    """A Docker SDK client of the first of Podman's sockets that answers, else None."""
+    import docker
+    import docker.errors
+
+    for socket in engine_sockets():
+        if not os.path.exists(socket.removeprefix("unix://")):
+            continue
+        try:
+            client = docker.DockerClient(base_url=socket, version="auto", timeout=120)
+            client.ping()
+        except (docker.errors.DockerException, OSError):
+            continue
+        return client
+    return None
+
+
 def create_network(
     client: Any, name: str, labels: Mapping[str, str], bridge: str, internal: bool
 ) -> tuple[str, str | None]:
