@@ -28,6 +28,7 @@ from localproc.runtime.protocol import EngineError, UsageSample
 
 ROOTFUL_SOCKET = "/run/podman/podman.sock"
 LIBPOD = "/v4.0.0/libpod"  # served by Podman 4 and 5 alike (their oldest supported API is 4.0.0)
+COMPAT_API = "1.41"  # the Docker API version Podman 4 and 5 serve
 
 
 def is_podman(client: Any) -> bool:
@@ -63,7 +64,8 @@ def first_answering_client() -> Any:
         if not os.path.exists(socket.removeprefix("unix://")):
             continue
         try:
-            client = docker.DockerClient(base_url=socket, version="auto", timeout=120)
+            # A fixed API version: "auto" would ask /version, which Podman is slow to answer.
+            client = docker.DockerClient(base_url=socket, version=COMPAT_API, timeout=120)
             client.ping()
         except (docker.errors.DockerException, OSError):
             continue
