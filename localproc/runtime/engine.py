@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -26,7 +27,7 @@ from localproc.plan.naming import (
     new_run_id,
     pids_limit,
 )
-from localproc.runtime import firewall
+from localproc.runtime import firewall, podman
 from localproc.runtime.protocol import Engine, EngineError, HostFolders
 
 __all__ = [
@@ -90,6 +91,8 @@ class DockerEngine:
 
     @classmethod
     def connect(cls) -> DockerEngine:
+        """The engine DOCKER_HOST names; without it, Docker's default socket, and when that does
+        not answer, Podman's rootless then rootful socket (podman.engine_sockets)."""
         import docker
         import docker.errors
 
@@ -98,11 +101,20 @@ class DockerEngine:
             client = docker.from_env(version="auto", timeout=120)
             client.ping()
         except (docker.errors.DockerException, OSError) as err:
-            raise CannotRunHere(
-                f"No Docker engine answers at {where} ({_first_line(err)}). Start Docker, or run "
-                "scripts/setup.sh, which installs and starts one on Debian."
-            ) from err
+            client = None if "DOCKER_HOST" in os.environ else podman.first_answering_client()
+            if client is None:
+                raise CannotRunHere(
+                    f"No Docker engine answers at {where} ({_first_line(err)}), nor Podman's API "
+                    "service. Start Docker, or run scripts/setup.sh, which installs and starts "
+                    "one on Debian (for Podman: scripts/setup-podman.sh)."
+                ) from err
         return cls(client)
+
+    @functools.cached_property
+    def is_podman(self) -> bool:
+        """Podman's Docker-compatible API (runtime/podman.py says where it differs)."""
+        with engine_errors("asking the engine what it is"):
+            return podman.is_podman(self.client)
 
     def for_run(self, plan: JobPlan, folders: HostFolders) -> Engine:
         """The engine seam for one run of `plan`, its host folders where `folders` says."""
@@ -159,12 +171,19 @@ class DockerEngine:
         yet or has already exited (Docker's DNS knows only running containers). Isolated: an
         internal network (no route out) whose bridge the host firewall shuts off from the
         host's own services, where this process may change the firewall."""
-        for _attempt in range(5):
-            addresses = self._create_addressed_network(name, run_id, labels, hosts, isolated)
-            if addresses is not None:
-                break
+        if self.is_podman:
+            with engine_errors(f"creating network {name}"):
+                subnet, gateway = podman.create_network(
+                    self.client, name, labels, firewall.bridge_name(run_id), isolated
+                )
+            addresses = _addresses(ipaddress.ip_network(subnet), gateway, hosts)
         else:
-            raise EngineError(f"Docker engine: creating network {name} failed: no free subnet")
+            for _attempt in range(5):
+                addresses = self._create_addressed_network(name, run_id, labels, hosts, isolated)
+                if addresses is not None:
+                    break
+            else:
+                raise EngineError(f"Docker engine: creating network {name} failed: no free subnet")
         if isolated and firewall.can_isolate_host():
             try:
                 firewall.block_host_access(run_id)
@@ -201,8 +220,7 @@ class DockerEngine:
                 raise EngineError(f"Docker engine: network {name} has no IPv4 subnet")
             subnet = ipaddress.ip_network(v4[0]["Subnet"])
             gateway = v4[0].get("Gateway") or str(next(subnet.hosts()))
-            free = (str(a) for a in subnet.hosts() if str(a) != gateway)
-            addresses = {host: next(free) for host in hosts}
+            addresses = _addresses(subnet, gateway, hosts)
             pool = IPAMPool(subnet=str(subnet), gateway=gateway)
             try:
                 create(IPAMConfig(pool_configs=[pool]))
@@ -213,6 +231,8 @@ class DockerEngine:
         return addresses
 
     def has_nvidia_runtime(self) -> bool:
+        if self.is_podman:  # Podman gives GPUs through CDI devices, not Docker's device requests
+            return False
         with engine_errors("reading the engine's runtimes"):
             return "nvidia" in (self.client.info().get("Runtimes") or {})
 
@@ -320,6 +340,16 @@ class DockerEngine:
             for network_id in networks:
                 with contextlib.suppress(docker.errors.NotFound):
                     self.client.api.remove_network(network_id)
+
+
+def _addresses(
+    subnet: ipaddress.IPv4Network | ipaddress.IPv6Network,
+    gateway: str | None,
+    hosts: Sequence[str],
+) -> dict[str, str]:
+    """A fixed address for each host: the subnet's first ones, the gateway's (if any) left out."""
+    free = (str(a) for a in subnet.hosts() if str(a) != gateway)
+    return {host: next(free) for host in hosts}
 
 
 def _resource_options(plan: ContainerPlan) -> dict[str, Any]:

@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 from docker_engine import (
+    EngineUnderTest,
     Localproc,
+    both_engines,
     job_payload,
     job_resources,
     s3_input,
@@ -97,6 +99,7 @@ def data(uri: str, **extra: str) -> dict[str, Any]:
     return s3_input("data", uri, "/opt/ml/processing/input/data", **extra)
 
 
+@both_engines
 def test_three_instances_find_each_other_and_get_their_own_config(
     localproc: Localproc, s3: Any
 ) -> None:
@@ -146,6 +149,7 @@ def test_fully_replicated_objects_are_downloaded_once_per_job(
     assert len(gets) == 4, gets  # one GET per object, not one per object and instance
 
 
+@both_engines
 def test_sharded_by_s3_key_splits_objects_disjointly_and_deterministically(
     localproc: Localproc, s3: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -269,6 +273,7 @@ pathlib.Path('/opt/ml/processing/out/%s.json' % me).write_text(
 
 
 @pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gzip"])
+@both_engines
 def test_pipe_mode_streams_objects_in_order_into_a_fifo(
     localproc: Localproc, s3: Any, compressed: bool
 ) -> None:
@@ -341,8 +346,9 @@ time.sleep(120)
 """
 
 
+@both_engines
 def test_an_instance_failing_stops_the_others(
-    localproc: Localproc, s3: Any, docker_client: Any
+    localproc: Localproc, s3: Any, engine: EngineUnderTest
 ) -> None:
     bucket = s3.make_bucket()
     put_objects(s3, bucket, ["d/x.txt"])
@@ -355,7 +361,7 @@ def test_an_instance_failing_stops_the_others(
     assert reason.startswith("AlgorithmError: algo-2 exited with code 7"), reason
     keys = [o["Key"] for o in s3.client.list_objects_v2(Bucket=bucket, Prefix="out/")["Contents"]]
     assert keys == [f"out/{name}/algo-1-terminated.txt"]  # algo-1 got SIGTERM, wrote, uploaded
-    assert job_resources(docker_client, localproc.names) == ([], [])
+    assert job_resources(engine.client, localproc.names) == ([], [])
 
 
 def test_same_output_path_from_two_instances_warns_and_the_last_wins(

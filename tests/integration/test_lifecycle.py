@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import signal
 import subprocess
@@ -17,7 +16,9 @@ from typing import Any
 
 import pytest
 from docker_engine import (
+    EngineUnderTest,
     Localproc,
+    both_engines,
     job_payload,
     job_resources,
     s3_input,
@@ -57,7 +58,7 @@ def assert_nothing_left(localproc: Localproc, docker_client: Any, name: str) -> 
 
 
 def spawn_run(localproc: Localproc, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "LOCALPROC_HOME": str(localproc.state_dir)}
+    env = localproc.env  # LOCALPROC_HOME, and DOCKER_HOST when the test runs on Podman
     return subprocess.Popen(
         [sys.executable, "-m", "localproc", "run", *args],
         stdout=subprocess.PIPE,
@@ -140,8 +141,9 @@ def test_describe_completed_and_failed_jobs_match_the_botocore_shape(
     assert "ResourceNotFound" in missing.stderr
 
 
+@both_engines
 def test_max_runtime_stops_the_job_uploads_outputs_and_exits_3(
-    localproc: Localproc, s3: Any, docker_client: Any
+    localproc: Localproc, s3: Any, engine: EngineUnderTest
 ) -> None:
     bucket = s3.make_bucket()
     name = unique_name("deadline")
@@ -167,7 +169,7 @@ def test_max_runtime_stops_the_job_uploads_outputs_and_exits_3(
     assert output_keys(s3, bucket, name) == ["started.txt", "terminated.txt"]
     described = json.loads(localproc("describe", name, "--json").stdout)
     assert describe_output_shape_problems(described) is None
-    assert_nothing_left(localproc, docker_client, name)
+    assert_nothing_left(localproc, engine.client, name)
 
 
 def test_ctrl_c_while_staging_starts_no_further_download_and_no_container(
@@ -258,6 +260,7 @@ def test_ctrl_c_stops_the_job_and_cleans_up(
     assert_nothing_left(localproc, docker_client, name)
 
 
+@both_engines
 def test_stop_from_another_process(localproc: Localproc, s3: Any) -> None:
     bucket = s3.make_bucket()
     name = unique_name("stopme")
@@ -335,8 +338,9 @@ def test_detached_run_logs_follow_delete(localproc: Localproc, s3: Any) -> None:
     assert rerun.exit_code == 0, rerun.output
 
 
+@both_engines
 def test_sigkilled_runner_is_reconciled_and_gc_removes_leftovers(
-    localproc: Localproc, s3: Any, docker_client: Any
+    localproc: Localproc, s3: Any, engine: EngineUnderTest
 ) -> None:
     bucket = s3.make_bucket()
     name = unique_name("killed")
@@ -353,7 +357,7 @@ def test_sigkilled_runner_is_reconciled_and_gc_removes_leftovers(
         process.wait(timeout=30)
     finally:
         process.kill()
-    containers, networks = job_resources(docker_client, localproc.names)
+    containers, networks = job_resources(engine.client, localproc.names)
     assert len(containers) == 2 and networks  # the dead runner left them behind
 
     described = json.loads(localproc("describe", name, "--json").stdout)
@@ -362,7 +366,7 @@ def test_sigkilled_runner_is_reconciled_and_gc_removes_leftovers(
 
     collected = localproc("gc")
     assert collected.exit_code == 0, collected.output
-    assert job_resources(docker_client, localproc.names) == ([], [])
+    assert job_resources(engine.client, localproc.names) == ([], [])
 
 
 def test_eight_concurrent_runs_keep_eight_intact_records(localproc: Localproc, s3: Any) -> None:

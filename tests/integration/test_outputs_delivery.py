@@ -13,6 +13,7 @@ from typing import Any
 
 from docker_engine import (
     Localproc,
+    both_engines,
     job_payload,
     s3_input,
     s3_output,
@@ -25,7 +26,7 @@ OUT = "/opt/ml/processing/out"
 
 
 def spawn(localproc: Localproc, path: str, s3: Any, *extra: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "LOCALPROC_HOME": str(localproc.state_dir)}
+    env = localproc.env  # LOCALPROC_HOME, and DOCKER_HOST when the test runs on Podman
     return subprocess.Popen(
         [sys.executable, "-m", "localproc", "run", path, "--s3-endpoint-url", s3.endpoint_url,
          *extra],
@@ -57,6 +58,7 @@ time.sleep(8)
 """
 
 
+@both_engines
 def test_a_closed_file_reaches_s3_while_the_job_is_still_running(
     localproc: Localproc, s3: Any
 ) -> None:
