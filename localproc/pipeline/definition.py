@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from localproc.errors import ValidationException
-from localproc.pipeline.expressions import step_references
+from localproc.pipeline.expressions import nests_deeper_than, step_references
 
 VERSION = "2020-12-01"
 PARAMETER_TYPES = ("String", "Integer", "Float", "Boolean")
@@ -85,7 +85,7 @@ def parse_definition(text: str) -> Definition:
         raw = None  # nested past the parser's own limit: refused below as too deep
     except ValueError as err:
         raise ValidationException.single(f"PipelineDefinition is not valid JSON: {err}") from None
-    if raw is None or _depth_exceeds(raw, MAX_DEPTH):
+    if raw is None or nests_deeper_than(raw, MAX_DEPTH):
         raise ValidationException.single(
             f"PipelineDefinition nests JSON arrays or objects more than {MAX_DEPTH} levels deep."
         )
@@ -182,17 +182,6 @@ def _check_step_members(name: str, item: dict[str, Any], problems: list[str]) ->
             duration_seconds(cache["ExpireAfter"])
         except ValidationException as err:
             problems.append(f"step '{name}': {err.message}")
-
-
-def _depth_exceeds(value: Any, limit: int) -> bool:
-    pending = [(value, 1)]
-    while pending:
-        item, depth = pending.pop()
-        if depth > limit:
-            return True
-        children = item.values() if isinstance(item, dict) else item
-        pending.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
-    return False
 
 
 def _dangling_dependencies(steps: dict[str, Step]) -> list[str]:

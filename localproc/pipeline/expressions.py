@@ -20,6 +20,9 @@ EXECUTION_VARIABLES = (
     "PipelineArn",
 )
 _FUNCTIONS = ("Get", "Std:Join", "Std:JsonGet")
+# A property file (or an object Std:JsonGet reads) is a small report; one nested deeper is hostile:
+# the execution record that keeps it must stay writable and readable.
+MAX_DOCUMENT_DEPTH = 100
 # One step of a property path: `.Name`, `[3]`, `['key']` or `["key"]`.
 _SEGMENT = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\['([^']*)'\]|\[\"([^\"]*)\"\]")
 
@@ -41,6 +44,38 @@ class Scope:
     property_file: Callable[[str, str], Any] = lambda step, name: _no_file(step, name)
     # an S3 URI -> the object's parsed JSON (Std:JsonGet with S3Uri)
     json_at: Callable[[str], Any] = lambda uri: _no_file(uri, "")
+
+
+def json_document(data: bytes, where: str) -> Any:
+    """A JSON document a container wrote, parsed; ExpressionError says why it cannot be used."""
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except RecursionError:
+        document, too_deep = None, True
+    except (UnicodeDecodeError, ValueError) as err:
+        raise ExpressionError(f"{where} is not JSON: {err}") from None
+    else:
+        too_deep = nests_deeper_than(document, MAX_DOCUMENT_DEPTH)
+    if too_deep:
+        raise ExpressionError(
+            f"{where} nests JSON arrays or objects more than {MAX_DOCUMENT_DEPTH} levels deep"
+        )
+    return document
+
+
+def nests_deeper_than(value: Any, limit: int) -> bool:
+    """Whether `value` nests lists and objects more than `limit` deep (walked without
+    recursion)."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if not isinstance(item, (dict, list)):
+            continue
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        pending.extend((c, depth + 1) for c in children)
+    return False
 
 
 def _no_file(step: str, name: str) -> Any:

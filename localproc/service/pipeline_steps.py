@@ -6,7 +6,6 @@ retried as its RetryPolicies say. The step's record entry is updated through `St
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -16,7 +15,13 @@ from typing import Any, Protocol
 from localproc.errors import CannotRunHere, LocalprocError, ResourceLimitExceeded
 from localproc.pipeline import policies
 from localproc.pipeline.definition import Step
-from localproc.pipeline.expressions import ExpressionError, Scope, evaluate, lookup
+from localproc.pipeline.expressions import (
+    ExpressionError,
+    Scope,
+    evaluate,
+    json_document,
+    lookup,
+)
 from localproc.pipeline.naming import step_job_name
 from localproc.records.times import parse_timestamp
 
@@ -172,13 +177,13 @@ def _property_files(
         location = f"{str(uri).rstrip('/')}/{str(path).lstrip('/')}"
         try:
             content = services.read_object(location, MAX_PROPERTY_FILE_BYTES)
-            found[str(name)] = json.loads(content.decode("utf-8"))
+            found[str(name)] = json_document(content, f"Property file {name} ({location})")
         except LocalprocError as err:
             raise StepFailed(
                 f"Property file {name} ({location}) cannot be read: {err.message}"
             ) from None
-        except (UnicodeDecodeError, ValueError) as err:
-            raise StepFailed(f"Property file {name} ({location}) is not JSON: {err}") from None
+        except ExpressionError as err:
+            raise StepFailed(str(err)) from None
     return found
 
 

@@ -330,3 +330,64 @@ def test_a_job_that_cannot_start_here_is_a_service_fault_for_the_retry_policy(
     svc = service(tmp_path / "again", jobs)
     create(svc, [processing("A", RetryPolicies=[policy])])
     assert run(svc)["status"] == "Succeeded"
+
+
+class HostileReports(FakeJobs):
+    """Jobs whose containers wrote `content` where the step's property file is read."""
+
+    def __init__(self, content: bytes) -> None:
+        super().__init__()
+        self.content = content
+
+    def backend(self) -> JobBackend:
+        return JobBackend(self.start, self.describe, self.stop, lambda uri, limit: self.content)
+
+
+@pytest.mark.parametrize(
+    "content, says",
+    [
+        # Deep enough to parse, too deep to be saved in (and read back from) the record.
+        (b"[" * 900 + b"]" * 900, "nests JSON arrays or objects more than 100 levels deep"),
+        (b"[" * 100_000 + b"]" * 100_000, "nests JSON arrays or objects more than 100 levels"),
+        (b"\xff\xfe not text", "is not JSON"),
+    ],
+    ids=["parses-but-too-deep", "too-deep-to-parse", "not-text"],
+)
+def test_a_hostile_property_file_fails_its_step_and_the_execution_ends(
+    tmp_path: Path, content: bytes, says: str
+) -> None:
+    jobs = HostileReports(content)
+    svc = service(tmp_path, jobs)
+    report = {"PropertyFileName": "Report", "OutputName": "out", "FilePath": "report.json"}
+    steps = [processing("Eval", PropertyFiles=[report]), processing("Next", DependsOn=["Eval"])]
+    create(svc, steps)
+    result = run(svc)
+    assert result["status"] == "Failed"
+    assert says in result["steps"]["Eval"]["FailureReason"]
+    assert "Next" not in result["steps"]
+
+
+def test_json_get_of_an_s3_object_that_is_missing_or_not_json_fails_in_words(
+    tmp_path: Path,
+) -> None:
+    from localproc.errors import ResourceNotFound
+
+    def read(uri: str, limit: int) -> bytes:
+        if uri.endswith("missing.json"):
+            raise ResourceNotFound(f"there is no object {uri}")
+        return b"[" * 900 + b"]" * 900
+
+    jobs = FakeJobs()
+    svc = service(tmp_path, jobs)
+    svc.jobs.read_object = read
+    for name, key in (("Missing", "missing.json"), ("Deep", "deep.json")):
+        uri = {"Std:JsonGet": {"S3Uri": f"s3://b/{key}", "Path": "x"}}
+        create_args = [{"Name": name, "Type": "Condition", "Arguments": {
+            "Conditions": [{"Type": "Equals", "LeftValue": uri, "RightValue": 1}]}}]  # fmt: skip
+        svc.catalog.store.delete_pipeline("p")
+        create(svc, create_args)
+        result = run(svc, token=name)
+        reason = result["steps"][name]["FailureReason"]
+        assert result["status"] == "Failed"
+        assert "InternalServerError" not in reason, reason
+        assert "s3://b/" + key in reason
