@@ -124,11 +124,40 @@ def _parameters(items: Any, problems: list[str]) -> list[Parameter]:
             continue
         if any(p.name == item["Name"] for p in parameters):
             problems.append(f"{where}: parameter name '{item['Name']}' is used twice")
-        enum = item.get("EnumValues")
-        parameters.append(
-            Parameter(item["Name"], kind, item.get("DefaultValue"), tuple(enum) if enum else None)
-        )
+        where = f"{where} ({item['Name']})"
+        default, enum = item.get("DefaultValue"), item.get("EnumValues")
+        if enum is not None and not isinstance(enum, list):
+            problems.append(f"{where}: EnumValues must be a list")
+            enum = None
+        if default is not None and not _is_of_type(kind, default):
+            problems.append(
+                f"{where}: DefaultValue must be a{_an(kind)} {kind}, not {_shown(default)}"
+            )
+        elif default is not None and enum and default not in enum:
+            problems.append(f"{where}: DefaultValue {_shown(default)} is not one of its EnumValues")
+        parameters.append(Parameter(item["Name"], kind, default, tuple(enum) if enum else None))
     return parameters
+
+
+def _is_of_type(kind: str, value: Any) -> bool:
+    """Whether a DefaultValue is of its parameter's type, as the SDK writes them (a Float's may
+    be a whole number)."""
+    if isinstance(value, bool):
+        return kind == "Boolean"
+    if kind == "Integer":
+        return isinstance(value, int)
+    if kind == "Float":
+        return isinstance(value, (int, float))
+    return kind == "String" and isinstance(value, str)
+
+
+def _an(kind: str) -> str:
+    return "n" if kind[0] in "AEIOU" else ""
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _collect_steps(
@@ -161,8 +190,13 @@ def _collect_steps(
             item.get("Description"), branch,
         )  # fmt: skip
         if kind == "Condition":
-            _collect_steps(arguments.get("IfSteps", []), (name, "If"), steps, problems)
-            _collect_steps(arguments.get("ElseSteps", []), (name, "Else"), steps, problems)
+            if not isinstance(arguments.get("Conditions", []), list):
+                problems.append(f"step '{name}': Conditions must be a list")
+            for side in ("If", "Else"):
+                branch_steps = arguments.get(f"{side}Steps", [])
+                if not isinstance(branch_steps, list):
+                    problems.append(f"step '{name}': {side}Steps must be a list of steps")
+                _collect_steps(branch_steps, (name, side), steps, problems)
 
 
 def _check_step_members(name: str, item: dict[str, Any], problems: list[str]) -> None:
@@ -172,6 +206,17 @@ def _check_step_members(name: str, item: dict[str, Any], problems: list[str]) ->
             isinstance(value, list) and all(isinstance(v, dict) for v in value)
         ):
             problems.append(f"step '{name}': {member} must be a list of objects")
+    for index, policy in enumerate(_objects(item.get("RetryPolicies"))):
+        problems.extend(
+            f"step '{name}': RetryPolicies[{index}]: {p}" for p in _retry_policy_problems(policy)
+        )
+    for index, file in enumerate(_objects(item.get("PropertyFiles"))):
+        members = ("PropertyFileName", "OutputName", "FilePath")
+        if not all(isinstance(file.get(m), str) and file[m] for m in members):
+            problems.append(
+                f"step '{name}': PropertyFiles[{index}] needs PropertyFileName, OutputName and "
+                "FilePath"
+            )
     cache = item.get("CacheConfig")
     if cache is not None and not isinstance(cache, dict):
         problems.append(f"step '{name}': CacheConfig must be an object")
@@ -182,6 +227,25 @@ def _check_step_members(name: str, item: dict[str, Any], problems: list[str]) ->
             duration_seconds(cache["ExpireAfter"])
         except ValidationException as err:
             problems.append(f"step '{name}': {err.message}")
+
+
+def _objects(value: Any) -> list[dict[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _retry_policy_problems(policy: dict[str, Any]) -> list[str]:
+    """What in one retry policy the executor could not apply (policies.retry_delay)."""
+    problems = []
+    types = policy.get("ExceptionType")
+    if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+        problems.append("ExceptionType must be a list of names")
+    for member in ("IntervalSeconds", "BackoffRate", "MaxAttempts", "ExpireAfterMin"):
+        value = policy.get(member)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            problems.append(f"{member} must be a number of at least 0, not {_shown(value)}")
+    return problems
 
 
 def _dangling_dependencies(steps: dict[str, Step]) -> list[str]:

@@ -31,8 +31,9 @@ def checked_definition(text: str) -> Definition:
 
 def page(items: list[Any], body: dict[str, Any], key: str) -> dict[str, Any]:
     """One page of `items` under `key`, with NextToken (an offset) when more remain."""
-    token = body.get("NextToken") or "0"
-    if not str(token).isdigit():
+    token = str(body.get("NextToken") or "0")
+    # An offset this server wrote: ASCII digits only, and short (int() refuses 4,300 digits).
+    if not (token.isascii() and token.isdigit() and len(token) <= 18):
         raise ValidationException.single("NextToken is not a token this server gave")
     start = int(token)
     size = int(body.get("MaxResults") or DEFAULT_PAGE)
