@@ -380,3 +380,21 @@ def test_a_next_token_this_server_did_not_give_is_a_validation_error(token: str)
     with pytest.raises(ValidationException, match="NextToken is not a token this server gave"):
         page([1, 2, 3], {"NextToken": token}, "Items")
     assert page([1, 2, 3], {"NextToken": "2", "MaxResults": 1}, "Items") == {"Items": [3]}
+
+
+def test_expressions_that_would_build_huge_values_are_refused_before_they_are_built() -> None:
+    # A 1 MB definition can reference a 500 KB default thousands of times: gigabytes in serve.
+    big = "x" * 100_000
+    refs = [{"Get": "Parameters.Big"}] * 1000  # 100 MB once joined or serialized
+    bombs = [
+        {"Std:Join": {"On": "", "Values": refs}},
+        {"ContainerArguments": refs},
+        {"Std:Join": {"On": big, "Values": ["a"] * 1000}},
+    ]
+    for bomb in bombs:
+        with pytest.raises(ExpressionError, match="more than 4194304 characters"):
+            evaluate({"A": bomb}, Scope(parameters={"Big": big}))
+    shown = preview({"A": bombs[0]}, Scope(parameters={"Big": big}))
+    assert shown["A"] == "<Std:Join: the expressions' values come to more than 4194304 characters>"
+    fine = {"Std:Join": {"On": ",", "Values": refs[:10]}}
+    assert len(evaluate(fine, Scope(parameters={"Big": big}))) == 10 * 100_000 + 9
