@@ -17,13 +17,13 @@ from typing import Any
 
 from localproc.errors import LocalprocError, ResourceNotFound, ValidationException
 from localproc.liveness import identity_alive, process_identity
+from localproc.payload.model_checks import violation
 from localproc.pipeline.definition import resolve_parameters
 from localproc.pipeline.expressions import as_text
 from localproc.pipeline.naming import (
     execution_arn,
     execution_id_of,
     new_execution_id,
-    pipeline_name_of,
 )
 from localproc.records.times import now, timestamp
 from localproc.service.pipeline_executor import ExecutionRunner, JobBackend
@@ -131,7 +131,11 @@ class PipelineExecutions:
         return None
 
     # -- reading ----------------------------------------------------------------------------
-    def load(self, arn: str) -> dict[str, Any]:
+    def load(self, arn: str | None) -> dict[str, Any]:
+        if not isinstance(arn, str):  # the model leaves it optional in ListPipelineExecutionSteps
+            raise ValidationException(
+                [violation(None, "pipelineExecutionArn", "Member must not be null")]
+            )
         execution_id = execution_id_of(arn)
         execution = self.store.load_execution(execution_id) if execution_id else None
         if execution is None or execution.get("PipelineExecutionArn") != arn:
@@ -168,7 +172,7 @@ class PipelineExecutions:
         return execution
 
     def describe(self, body: dict[str, Any]) -> dict[str, Any]:
-        execution = self.load(body["PipelineExecutionArn"])
+        execution = self.load(body.get("PipelineExecutionArn"))
         members = ("PipelineArn", "PipelineExecutionArn", "PipelineExecutionDisplayName",
                    "PipelineExecutionStatus", "PipelineExecutionDescription", "FailureReason",
                    "CreationTime", "LastModifiedTime", "ParallelismConfiguration",
@@ -215,15 +219,15 @@ class PipelineExecutions:
     def delete_pipeline(self, body: dict[str, Any]) -> dict[str, Any]:
         """DeletePipeline: the pipeline, its versions and its (ended) executions are removed; one
         with a running execution is refused."""
-        deleted = self.catalog.delete(body, self.running)
-        name = pipeline_name_of(body["PipelineName"])
+        return self.catalog.delete(body, self.running, self._forget_executions)
+
+    def _forget_executions(self, pipeline_name: str) -> None:
         for execution in list(self.store.executions()):
-            if execution.get("PipelineName") == name:
+            if execution["PipelineName"] == pipeline_name:
                 self.store.delete_execution(execution["ExecutionId"])
-        return deleted
 
     def steps(self, body: dict[str, Any]) -> dict[str, Any]:
-        execution = self.load(body["PipelineExecutionArn"])
+        execution = self.load(body.get("PipelineExecutionArn"))
         entries = [
             {m: e[m] for m in STEP_MEMBERS if e.get(m) not in (None, {})}
             for e in execution.get("Steps", [])
@@ -235,11 +239,11 @@ class PipelineExecutions:
         return page(entries, body, "PipelineExecutionSteps")
 
     def parameters(self, body: dict[str, Any]) -> dict[str, Any]:
-        execution = self.load(body["PipelineExecutionArn"])
+        execution = self.load(body.get("PipelineExecutionArn"))
         return page(list(execution.get("PipelineParameters", [])), body, "PipelineParameters")
 
     def definition(self, body: dict[str, Any]) -> dict[str, Any]:
-        execution = self.load(body["PipelineExecutionArn"])
+        execution = self.load(body.get("PipelineExecutionArn"))
         return {
             "PipelineDefinition": execution["PipelineDefinition"],
             "CreationTime": execution["CreationTime"],
@@ -247,7 +251,7 @@ class PipelineExecutions:
 
     # -- stop and retry ---------------------------------------------------------------------
     def stop(self, body: dict[str, Any]) -> dict[str, Any]:
-        execution = self.load(body["PipelineExecutionArn"])
+        execution = self.load(body.get("PipelineExecutionArn"))
         status = execution["PipelineExecutionStatus"]
         if status not in RUNNING:
             raise ValidationException.single(
@@ -261,7 +265,7 @@ class PipelineExecutions:
         """RetryPipelineExecution: a Failed or Stopped execution runs again from where it ended:
         its Succeeded steps stay, the others run again."""
         with self.store.locked():
-            execution = self.load(body["PipelineExecutionArn"])
+            execution = self.load(body.get("PipelineExecutionArn"))
             status = execution["PipelineExecutionStatus"]
             if status not in ("Failed", "Stopped"):
                 raise ValidationException.single(

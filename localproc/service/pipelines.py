@@ -57,6 +57,8 @@ class PipelineCatalog:
 
     def load(self, name_or_arn: str) -> dict[str, Any]:
         name = pipeline_name_of(name_or_arn)
+        if name_or_arn.startswith("arn:"):  # the ARN has the name lowercased
+            name = next((n for n in self.store.pipeline_names() if n.lower() == name), name)
         pipeline = self.store.load_pipeline(name) if PipelineStore.name_ok(name) else None
         if pipeline is None:
             raise ResourceNotFound(f"Pipeline '{pipeline_arn(name, self.region)}' does not exist.")
@@ -153,16 +155,25 @@ class PipelineCatalog:
             f"Pipeline version {version_id} of '{pipeline['PipelineArn']}' does not exist."
         )
 
-    def delete(self, body: dict[str, Any], running: Callable[[str], list[str]]) -> dict[str, Any]:
+    def delete(
+        self,
+        body: dict[str, Any],
+        running: Callable[[str], list[str]],
+        forget_executions: Callable[[str], None],
+    ) -> dict[str, Any]:
+        """The pipeline and (through `forget_executions`, under the same lock, so that no
+        pipeline of the same name created meanwhile loses its own) its executions."""
         with self.store.locked():
             pipeline = self.load(body["PipelineName"])
-            busy = running(pipeline["PipelineName"])
+            name = pipeline["PipelineName"]
+            busy = running(name)
             if busy:
                 raise ValidationException.single(
-                    f"Pipeline {pipeline['PipelineName']} has executions that are still running "
+                    f"Pipeline {name} has executions that are still running "
                     f"({', '.join(busy)}); stop them with StopPipelineExecution first."
                 )
-            self.store.delete_pipeline(pipeline["PipelineName"])
+            self.store.delete_pipeline(name)
+            forget_executions(name)
         return {"PipelineArn": pipeline["PipelineArn"]}
 
     def list(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -391,3 +391,55 @@ def test_json_get_of_an_s3_object_that_is_missing_or_not_json_fails_in_words(
         assert result["status"] == "Failed"
         assert "InternalServerError" not in reason, reason
         assert "s3://b/" + key in reason
+
+
+def test_records_damaged_on_disk_read_as_absent_and_never_crash_a_call(tmp_path: Path) -> None:
+    from localproc.errors import ResourceNotFound
+
+    svc = service(tmp_path, FakeJobs())
+    create(svc, [processing("A")])
+    arn = run(svc)["arn"]
+    # Valid JSON without the members every reader needs, and a truncated file.
+    (tmp_path / "pipelines" / "q.json").write_text('{"PipelineName": "q"}')
+    (tmp_path / "pipelines" / "r.json").write_text('{"PipelineName": "r", "Versions": []}')
+    (tmp_path / "pipeline-executions" / "abc.json").write_text('{"PipelineName": "p"}')
+    (tmp_path / "pipeline-executions" / "def.json").write_text('{"ExecutionId": "de')
+    names = [s["PipelineName"] for s in svc.catalog.list({})["PipelineSummaries"]]
+    assert names == ["p"]
+    listed = svc.list({"PipelineName": "p"})["PipelineExecutionSummaries"]
+    assert [e["PipelineExecutionArn"] for e in listed] == [arn]
+    for call in (svc.catalog.describe, svc.catalog.versions, svc.list):
+        with pytest.raises(ResourceNotFound):
+            call({"PipelineName": "q"})
+    with pytest.raises(ResourceNotFound):
+        svc.start({"PipelineName": "r", "ClientRequestToken": "t"})
+    broken = "arn:aws:sagemaker:us-east-1:000000000000:pipeline/p/execution/abc"
+    with pytest.raises(ResourceNotFound):
+        svc.describe({"PipelineExecutionArn": broken})
+    # A new pipeline under a damaged one's name replaces it.
+    svc.catalog.create({"PipelineName": "q", "PipelineDefinition": svc.definition(
+        {"PipelineExecutionArn": arn})["PipelineDefinition"], "RoleArn": "r"})  # fmt: skip
+    assert svc.catalog.describe({"PipelineName": "q"})["PipelineName"] == "q"
+
+
+def test_a_pipeline_is_found_by_its_lowercased_arn_and_deleting_it_forgets_its_executions(
+    tmp_path: Path,
+) -> None:
+    svc = service(tmp_path, FakeJobs())
+    text = json.dumps({"Version": "2020-12-01", "Steps": [processing("A")]})
+    svc.catalog.create({"PipelineName": "MyPipe", "PipelineDefinition": text, "RoleArn": "r"})
+    arn = "arn:aws:sagemaker:us-east-1:000000000000:pipeline/mypipe"
+    assert svc.catalog.describe({"PipelineName": arn})["PipelineName"] == "MyPipe"
+    svc.start({"PipelineName": arn, "ClientRequestToken": "t"}, background=False)
+    assert len(svc.list({"PipelineName": arn})["PipelineExecutionSummaries"]) == 1
+    svc.delete_pipeline({"PipelineName": arn, "ClientRequestToken": "d"})
+    assert svc.store.execution_ids() == []
+    # A new pipeline of that name starts with no executions, and its token is its own.
+    svc.catalog.create({"PipelineName": "MyPipe", "PipelineDefinition": text, "RoleArn": "r"})
+    assert svc.list({"PipelineName": "MyPipe"})["PipelineExecutionSummaries"] == []
+
+
+def test_an_execution_call_without_its_arn_is_a_validation_error(tmp_path: Path) -> None:
+    svc = service(tmp_path, FakeJobs())
+    with pytest.raises(ValidationException, match="at 'pipelineExecutionArn'.*must not be null"):
+        svc.steps({"MaxResults": 5})
