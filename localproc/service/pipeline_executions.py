@@ -42,6 +42,21 @@ STEP_MEMBERS = (
 )  # fmt: skip
 
 
+def startable(text: str, given: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """The parameters' values an execution of the definition `text` would run with;
+    ValidationException when it cannot start here (a step type this host cannot run, a
+    parameter missing or of the wrong type)."""
+    definition = checked_definition(text)
+    refused = definition.refused_steps()
+    if refused:
+        raise ValidationException.single(
+            "This pipeline cannot run on localproc, so no execution was started: "
+            + "; ".join(refused)
+            + "."
+        )
+    return resolve_parameters(definition, list(given or []))
+
+
 class PipelineExecutions:
     def __init__(
         self,
@@ -71,15 +86,7 @@ class PipelineExecutions:
                 if same and token and execution.get("ClientRequestToken") == token:
                     return {"PipelineExecutionArn": execution["PipelineExecutionArn"]}
             version = self.catalog.version(pipeline, body.get("PipelineVersionId"))
-            definition = checked_definition(version["PipelineDefinition"])
-            refused = definition.refused_steps()
-            if refused:
-                raise ValidationException.single(
-                    "This pipeline cannot run on localproc, so no execution was started: "
-                    + "; ".join(refused)
-                    + "."
-                )
-            values = resolve_parameters(definition, list(body.get("PipelineParameters") or []))
+            values = startable(version["PipelineDefinition"], body.get("PipelineParameters"))
             execution_id = new_execution_id()
             arn = execution_arn(pipeline["PipelineName"], execution_id, self.catalog.region)
             created = timestamp(now())
