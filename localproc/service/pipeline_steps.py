@@ -110,6 +110,8 @@ def _attempt(
     """One job run: (None, None) when it completed, else (retry exception type, reason)."""
     name = request["ProcessingJobName"]
     while True:
+        if services.stop.is_set():  # asked while the step was starting: no job to stop later
+            raise StepFailed("Stopped before its job could start.", "Stopped")
         try:
             arn = services.start_job(request)
             break
@@ -120,8 +122,7 @@ def _attempt(
             ):
                 return policies.RESOURCE_LIMIT, f"ResourceLimitExceeded: {err.message}"
             # No policy for it: the step waits for a free job slot, as a queued job would.
-            if services.stop.wait(SLOT_WAIT_SECONDS):
-                raise StepFailed("Stopped before its job could start.", "Stopped") from None
+            services.stop.wait(SLOT_WAIT_SECONDS)
         except CannotRunHere as err:
             return policies.SERVICE_FAULT, f"{err.code}: {err.message}"
         except LocalprocError as err:

@@ -443,3 +443,29 @@ def test_an_execution_call_without_its_arn_is_a_validation_error(tmp_path: Path)
     svc = service(tmp_path, FakeJobs())
     with pytest.raises(ValidationException, match="at 'pipelineExecutionArn'.*must not be null"):
         svc.steps({"MaxResults": 5})
+
+
+def test_a_step_asked_to_stop_before_its_job_starts_starts_no_job(tmp_path: Path) -> None:
+    from localproc.pipeline.definition import Step
+    from localproc.pipeline.expressions import Scope
+    from localproc.service.pipeline_steps import StepFailed, StepServices, run_processing_step
+
+    jobs = FakeJobs()
+    stop = threading.Event()
+    stop.set()  # StopPipelineExecution came while the step's thread was being started
+    services = StepServices(
+        jobs.start, jobs.describe, jobs.stop, lambda uri, limit: b"", lambda *a: None, stop, 0.01
+    )
+    entry: dict[str, Any] = {}
+
+    class Entry:
+        def update(self, **members: Any) -> None:
+            entry.update(members)
+
+        def get(self, member: str) -> Any:
+            return entry.get(member)
+
+    with pytest.raises(StepFailed) as raised:
+        run_processing_step(Step("A", "Processing", {"Tag": "A"}), Entry(), Scope(), services, "e1")
+    assert raised.value.status == "Stopped"
+    assert jobs.started == []
