@@ -526,3 +526,63 @@ def test_pipeline_stop_from_another_terminal_or_ctrl_c_ends_the_foreground_run_s
     assert steps[0]["StepStatus"] == "Stopped"
     job = steps[0]["Metadata"]["ProcessingJob"]["Arn"].rsplit("/", 1)[-1]
     assert localproc.record(job)["ProcessingJobStatus"] == "Stopped"
+
+
+HOSTILE_WRITER = """
+import os
+out = "/opt/ml/processing/evaluation"
+os.symlink("/etc/passwd", f"{out}/link.json")  # a host file, if the upload followed it
+os.mkfifo(f"{out}/fifo.json")  # would block a reader forever
+with open(f"{out}/big.json", "w") as big:
+    big.write('{"a": "' + "x" * (2 * 1024 * 1024) + '"}')
+print("wrote", sorted(os.listdir(out)), flush=True)
+"""
+
+
+@pytest.mark.parametrize(
+    "file_path, says",
+    [
+        ("link.json", "cannot be read: there is no object"),
+        ("fifo.json", "cannot be read: there is no object"),
+        ("big.json", "more than the 1048576 allowed"),
+        ("../../../../etc/passwd", "cannot be read: there is no object"),
+    ],
+    ids=["symlink-to-host-file", "fifo", "huge", "path-out-of-the-output"],
+)
+def test_a_property_file_a_hostile_container_planted_fails_its_step_and_reads_no_host_file(
+    localproc: Localproc, tmp_path: Path, file_path: str, says: str
+) -> None:
+    root = tmp_path / "s3"
+    (root / "hostile").mkdir(parents=True)
+    (root / "hostile" / "writer.py").write_text(HOSTILE_WRITER)
+    step = script_step("Write", "hostile", "writer.py")
+    output = {"LocalPath": "/opt/ml/processing/evaluation", "S3UploadMode": "EndOfJob"}
+    step["Arguments"]["ProcessingOutputConfig"] = {
+        "Outputs": [
+            {"OutputName": "evaluation", "S3Output": {**output, "S3Uri": "s3://hostile/out"}}
+        ]
+    }
+    report = {"PropertyFileName": "Report", "OutputName": "evaluation", "FilePath": file_path}
+    step["PropertyFiles"] = [report]
+    score = {"Std:JsonGet": {"PropertyFile": {"Get": "Steps.Write.PropertyFiles.Report"},
+                             "Path": "a"}}  # fmt: skip
+    check = {"Name": "Check", "Type": "Condition", "Arguments": {
+        "Conditions": [{"Type": "Equals", "LeftValue": score, "RightValue": "x"}]}}  # fmt: skip
+    path = tmp_path / "hostile.json"
+    path.write_text(definition(step, check))
+    name = unique_name("hostile-files")
+    ran = localproc("pipeline", "run", str(path), "--s3-root", str(root), "--name", name)
+    assert ran.exit_code == 1, ran.output
+    assert "wrote ['big.json', 'fifo.json', 'link.json']" in ran.stdout
+    [execution] = json.loads(localproc("pipeline", "executions", name, "--json").stdout)
+    steps = json.loads(
+        localproc("pipeline", "steps", execution["PipelineExecutionArn"], "--json").stdout
+    )
+    assert [s["StepName"] for s in steps] == ["Write"]
+    assert (
+        f"Property file Report (s3://hostile/out/{file_path.lstrip('/')})"
+        in steps[0]["FailureReason"]
+    )
+    assert says in steps[0]["FailureReason"]
+    assert "root:" not in ran.output
+    assert not (root / "hostile" / "out" / "link.json").exists()
