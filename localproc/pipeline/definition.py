@@ -22,6 +22,10 @@ KNOWN_TYPES = RUNNABLE_TYPES + (
 # Deeper than any definition the SDK writes (nested conditions included); expressions are
 # evaluated recursively, so a hostile definition must not reach Python's recursion limit.
 MAX_DEPTH = 100
+# Every change of a step rewrites the execution record, so an execution costs the square of its
+# step count: 1000 (more than any pipeline people write) take about a minute, the 8000 a 1 MB
+# definition can hold would take hours of a server's time.
+MAX_STEPS = 1000
 STEP_NAME = re.compile(r"[A-Za-z0-9\-_]{1,64}")
 
 
@@ -102,6 +106,8 @@ def parse_definition(text: str) -> Definition:
         problems.append("PipelineDefinition must have a non-empty list of Steps")
     else:
         _collect_steps(raw["Steps"], None, steps, problems)
+    if len(steps) > MAX_STEPS:
+        problems.append(f"it has {len(steps)} steps; localproc runs at most {MAX_STEPS}")
     problems.extend(_dangling_dependencies(steps))
     if problems:
         raise ValidationException([f"Invalid pipeline definition: {p}" for p in problems])

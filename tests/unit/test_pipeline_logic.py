@@ -398,3 +398,11 @@ def test_expressions_that_would_build_huge_values_are_refused_before_they_are_bu
     assert shown["A"] == "<Std:Join: the expressions' values come to more than 4194304 characters>"
     fine = {"Std:Join": {"On": ",", "Values": refs[:10]}}
     assert len(evaluate(fine, Scope(parameters={"Big": big}))) == 10 * 100_000 + 9
+
+
+def test_a_definition_with_more_steps_than_localproc_runs_is_refused() -> None:
+    # Every step's change rewrites the execution record: 8,000 steps (1 MB) would take hours.
+    many = [step(f"C{i}", "Condition", Arguments={"Conditions": []}) for i in range(1001)]
+    with pytest.raises(ValidationException, match="1001 steps; localproc runs at most 1000"):
+        parse_definition(definition(*many))
+    assert len(parse_definition(definition(*many[:1000])).steps) == 1000
