@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -296,6 +297,22 @@ class PipelineExecutions:
         """Reconcile every recorded execution (a server does it as it starts)."""
         for execution in list(self.store.executions()):
             self.reconciled(execution)
+
+    def stop_running(self, timeout: float, before_waiting: Callable[[int], None]) -> None:
+        """Ask every execution this object runs in the background to stop, and wait up to
+        `timeout` seconds for them to end (serve's shutdown: its executions live in the server,
+        so their step jobs must not run on without them); `before_waiting` is told how many.
+        One still running after the wait is Failed at its next read, its jobs stopped then."""
+        with self._lock:
+            running = {i: t for i, t in self._threads.items() if t.is_alive()}
+        if not running:
+            return
+        for execution_id in running:
+            self.store.request_stop(execution_id)
+        before_waiting(len(running))
+        deadline = time.monotonic() + timeout
+        for thread in running.values():
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the executions this object started in the background (tests, shutdown)."""

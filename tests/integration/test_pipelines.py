@@ -586,3 +586,25 @@ def test_a_property_file_a_hostile_container_planted_fails_its_step_and_reads_no
     assert says in steps[0]["FailureReason"]
     assert "root:" not in ran.output
     assert not (root / "hostile" / "out" / "link.json").exists()
+
+
+def test_stopping_serve_stops_its_running_executions_and_their_step_jobs(
+    serve: ServerFactory, s3: Any, localproc: Localproc
+) -> None:
+    server = serve()
+    client = client_for(server.url)
+    bucket = s3.make_bucket()
+    s3.client.put_object(Bucket=bucket, Key="sleep.py", Body=SLEEPER.encode())
+    name = unique_name("serve-ends")
+    steps = definition(script_step("Sleep", bucket, "sleep.py"))
+    client.create_pipeline(PipelineName=name, RoleArn=ROLE, PipelineDefinition=steps)
+    arn = client.start_pipeline_execution(PipelineName=name)["PipelineExecutionArn"]
+    wait_for(lambda: steps_of(client, arn).get("Sleep", {}).get("StepStatus") == "Executing", 120)
+    job = job_name_of(steps_of(client, arn)["Sleep"])
+    wait_for(lambda: "sleeping" in _log(localproc, job), 60)
+    assert server.stop(timeout=60) == 0  # Ctrl-C or SIGTERM: a clean stop
+    # Nothing of the execution runs on once the server has ended: no container sleeps on.
+    assert localproc.record(job)["ProcessingJobStatus"] == "Stopped"
+    [execution] = json.loads(localproc("pipeline", "executions", name, "--json").stdout)
+    assert execution["PipelineExecutionStatus"] == "Stopped"
+    assert "stopping 1 running pipeline execution(s) and their step jobs" in server.log()
