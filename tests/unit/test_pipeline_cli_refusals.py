@@ -54,3 +54,28 @@ def test_a_refused_pipeline_run_says_why_exits_2_and_records_nothing(
     assert says in result.stderr
     assert "Traceback" not in result.stderr
     assert not list((tmp_path / "state").glob("pipeline*/*.json"))
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"AppSpecification": "x", "ProcessingInputs": [1], "ProcessingOutputConfig": "y"},
+        {"AppSpecification": {"ContainerEntrypoint": "python3", "ContainerArguments": ["a"]}},
+        {"ProcessingInputs": {"a": 1}, "ProcessingOutputConfig": {"Outputs": [{"S3Output": 2}]}},
+    ],
+    ids=["not-objects", "entrypoint-not-a-list", "inputs-not-a-list"],
+)
+def test_pipeline_plan_shows_malformed_processing_arguments_without_a_traceback(
+    arguments: dict,
+) -> None:
+    from localproc.cli.pipeline_render import plan_text
+    from localproc.service.pipeline_jobs import plan_pipeline
+
+    text = json.dumps(
+        {
+            "Version": "2020-12-01",
+            "Steps": [{"Name": "A", "Type": "Processing", "Arguments": arguments}],
+        }
+    )
+    shown = plan_text(plan_pipeline(text, []))
+    assert "[1] A (Processing, runs here)" in shown
