@@ -16,7 +16,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from localproc.errors import LocalprocError, ResourceNotFound, ValidationException
+from localproc.errors import (
+    LocalprocError,
+    ResourceLimitExceeded,
+    ResourceNotFound,
+    ValidationException,
+)
 from localproc.liveness import identity_alive, process_identity
 from localproc.payload.model_checks import violation
 from localproc.pipeline.definition import resolve_parameters
@@ -31,6 +36,10 @@ from localproc.service.pipeline_executor import ExecutionRunner, JobBackend
 from localproc.service.pipelines import PipelineCatalog, checked_definition, in_time_range, page
 
 DEFAULT_MAX_PARALLEL_STEPS = 50
+# Executions one process runs at once (each a thread, and up to --max-concurrent-jobs threads for
+# its steps): a client starting thousands would exhaust the server's threads, and an execution
+# whose thread could not start would stay Executing for good.
+MAX_RUNNING_EXECUTIONS = 100
 RUNNING = ("Executing", "Stopping")
 OWNER_ENDED = (
     "The process running this execution ({owner}) ended while it ran; localproc marked it "
@@ -86,6 +95,7 @@ class PipelineExecutions:
                 same = execution.get("PipelineName") == pipeline["PipelineName"]
                 if same and token and execution.get("ClientRequestToken") == token:
                     return {"PipelineExecutionArn": execution["PipelineExecutionArn"]}
+            self._check_room(background)
             version = self.catalog.version(pipeline, body.get("PipelineVersionId"))
             values = startable(version["PipelineDefinition"], body.get("PipelineParameters"))
             execution_id = new_execution_id()
@@ -118,6 +128,17 @@ class PipelineExecutions:
         self.catalog.mark_run(pipeline["PipelineName"], version["PipelineVersionId"], arn)
         self._launch(execution, background)
         return {"PipelineExecutionArn": arn}
+
+    def _check_room(self, background: bool) -> None:
+        if not background:
+            return
+        with self._lock:
+            running = sum(thread.is_alive() for thread in self._threads.values())
+        if running >= MAX_RUNNING_EXECUTIONS:
+            raise ResourceLimitExceeded(
+                f"{running} pipeline executions are running here, the most one server runs at "
+                "once; start this one when one of them has ended."
+            )
 
     def _launch(self, execution: dict[str, Any], background: bool) -> str | None:
         definition = checked_definition(execution["PipelineDefinition"])
@@ -280,6 +301,7 @@ class PipelineExecutions:
                     f"Pipeline execution {execution['PipelineExecutionArn']} is {status}; only a "
                     "Failed or Stopped execution can be retried."
                 )
+            self._check_room(background)
             execution["Steps"] = [
                 e for e in execution.get("Steps", []) if e.get("StepStatus") == "Succeeded"
             ]

@@ -469,3 +469,26 @@ def test_a_step_asked_to_stop_before_its_job_starts_starts_no_job(tmp_path: Path
         run_processing_step(Step("A", "Processing", {"Tag": "A"}), Entry(), Scope(), services, "e1")
     assert raised.value.status == "Stopped"
     assert jobs.started == []
+
+
+def test_executions_beyond_the_running_limit_are_refused_before_anything_is_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from localproc.errors import ResourceLimitExceeded
+    from localproc.service import pipeline_executions
+
+    monkeypatch.setattr(pipeline_executions, "MAX_RUNNING_EXECUTIONS", 2)
+    jobs = FakeJobs(hold={"Slow"})
+    svc = service(tmp_path, jobs)
+    create(svc, [processing("Slow")])
+    arns = [svc.start({"PipelineName": "p", "ClientRequestToken": t}) for t in ("a", "b")]
+    with pytest.raises(ResourceLimitExceeded, match="2 pipeline executions are running"):
+        svc.start({"PipelineName": "p", "ClientRequestToken": "c"})
+    assert len(svc.store.execution_ids()) == 2
+    for arn in arns:
+        svc.stop(arn)
+    svc.join(timeout=10)
+    assert svc.start({"PipelineName": "p", "ClientRequestToken": "d"})["PipelineExecutionArn"]
+    svc.stop(svc.list({"PipelineName": "p", "SortOrder": "Descending"})[
+        "PipelineExecutionSummaries"][0])  # fmt: skip
+    svc.join(timeout=10)
