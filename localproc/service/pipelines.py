@@ -56,13 +56,19 @@ class PipelineCatalog:
         self.read_object = read_object
 
     def load(self, name_or_arn: str) -> dict[str, Any]:
-        name = pipeline_name_of(name_or_arn)
-        if name_or_arn.startswith("arn:"):  # the ARN has the name lowercased
-            name = next((n for n in self.store.pipeline_names() if n.lower() == name), name)
+        name = self.stored_name(pipeline_name_of(name_or_arn))
         pipeline = self.store.load_pipeline(name) if PipelineStore.name_ok(name) else None
         if pipeline is None:
             raise ResourceNotFound(f"Pipeline '{pipeline_arn(name, self.region)}' does not exist.")
         return pipeline
+
+    def stored_name(self, name: str) -> str:
+        """The recorded pipeline `name` means. Names differ in more than case, as the ARNs the
+        service gives (which lowercase them) require; so does a case-insensitive filesystem."""
+        names = self.store.pipeline_names()
+        if name in names:
+            return name
+        return next((n for n in names if n.lower() == name.lower()), name)
 
     def definition_text(self, body: dict[str, Any]) -> str:
         text = body.get("PipelineDefinition")
@@ -86,7 +92,7 @@ class PipelineCatalog:
         name = body["PipelineName"]
         arn = pipeline_arn(name, self.region)
         with self.store.locked():
-            existing = self.store.load_pipeline(name)
+            existing = self.store.load_pipeline(self.stored_name(name))
             if existing is not None:
                 if existing.get("ClientRequestToken") == body.get("ClientRequestToken"):
                     return {"PipelineArn": arn}  # the same request again: idempotent

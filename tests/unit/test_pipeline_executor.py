@@ -492,3 +492,24 @@ def test_executions_beyond_the_running_limit_are_refused_before_anything_is_reco
     svc.stop(svc.list({"PipelineName": "p", "SortOrder": "Descending"})[
         "PipelineExecutionSummaries"][0])  # fmt: skip
     svc.join(timeout=10)
+
+
+def test_pipeline_names_differing_only_in_case_name_one_pipeline_as_its_arn_does(
+    tmp_path: Path,
+) -> None:
+    svc = service(tmp_path, FakeJobs())
+    text = json.dumps({"Version": "2020-12-01", "Steps": [processing("A")]})
+    svc.catalog.create({"PipelineName": "MyPipe", "PipelineDefinition": text, "RoleArn": "r"})
+    with pytest.raises(ValidationException, match="already exists"):
+        svc.catalog.create(
+            {
+                "PipelineName": "mypipe",
+                "PipelineDefinition": text,
+                "RoleArn": "r",
+                "ClientRequestToken": "x",
+            }
+        )
+    assert svc.catalog.describe({"PipelineName": "MYPIPE"})["PipelineName"] == "MyPipe"
+    assert svc.catalog.update({"PipelineName": "mypipe", "PipelineDescription": "d"})[
+        "PipelineVersionId"] == 2  # fmt: skip
+    assert svc.store.pipeline_names() == ["MyPipe"]
