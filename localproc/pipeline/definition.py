@@ -4,6 +4,7 @@ unusable reported at once, in the service's words (ValidationException)."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -293,10 +294,20 @@ def resolve_parameters(definition: Definition, given: list[dict[str, Any]]) -> d
     return values
 
 
+# What a number parameter's text may be: Python's int() and float() also take `1_000`, spaces,
+# `nan` and `inf`, none of which is a number in JSON (and NaN would not survive the record).
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
 def typed_value(kind: str, text: str) -> Any:
     if kind == "Integer":
+        if not _INTEGER.fullmatch(text):
+            raise ValueError(text)
         return int(text)
     if kind == "Float":
+        if not _FLOAT.fullmatch(text) or not math.isfinite(float(text)):  # 1e999 is inf
+            raise ValueError(text)
         return float(text)
     if kind == "Boolean":
         if text.lower() not in ("true", "false"):

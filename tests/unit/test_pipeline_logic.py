@@ -406,3 +406,17 @@ def test_a_definition_with_more_steps_than_localproc_runs_is_refused() -> None:
     with pytest.raises(ValidationException, match="1001 steps; localproc runs at most 1000"):
         parse_definition(definition(*many))
     assert len(parse_definition(definition(*many[:1000])).steps) == 1000
+
+
+@pytest.mark.parametrize(
+    "kind, text",
+    [("Float", "nan"), ("Float", "inf"), ("Float", "1e999"), ("Integer", "1_0"), ("Integer", " 7")],
+)
+def test_parameter_values_python_reads_but_the_service_does_not_are_refused(
+    kind: str, text: str
+) -> None:
+    parsed = parse_definition(
+        definition(step("A"), parameters=[{"Name": "X", "Type": kind, "DefaultValue": 1}])
+    )
+    with pytest.raises(ValidationException, match=f"'{text}' is not a valid {kind} value"):
+        resolve_parameters(parsed, [{"Name": "X", "Value": text}])
