@@ -85,7 +85,7 @@ def cannot_run_reason(step_type: str) -> str:
 def parse_definition(text: str) -> Definition:
     """The definition JSON (as CreatePipeline's PipelineDefinition carries it)."""
     try:
-        raw = json.loads(text)
+        raw = json.loads(text, parse_constant=_not_json)
     except RecursionError:
         raw = None  # nested past the parser's own limit: refused below as too deep
     except ValueError as err:
@@ -113,6 +113,10 @@ def parse_definition(text: str) -> Definition:
     if problems:
         raise ValidationException([f"Invalid pipeline definition: {p}" for p in problems])
     return Definition(tuple(parameters), steps, raw)
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def _parameters(items: Any, problems: list[str]) -> list[Parameter]:

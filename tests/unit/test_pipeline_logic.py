@@ -420,3 +420,12 @@ def test_parameter_values_python_reads_but_the_service_does_not_are_refused(
     )
     with pytest.raises(ValidationException, match=f"'{text}' is not a valid {kind} value"):
         resolve_parameters(parsed, [{"Name": "X", "Value": text}])
+
+
+def test_a_definition_with_nan_or_infinity_is_not_json() -> None:
+    for constant in ("NaN", "Infinity", "-Infinity"):
+        text = definition(step("A")).replace(
+            '"Parameters": []', f'"Parameters": [], "X": {constant}'
+        )
+        with pytest.raises(ValidationException, match="PipelineDefinition is not valid JSON"):
+            parse_definition(text)
