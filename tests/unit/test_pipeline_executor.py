@@ -513,3 +513,29 @@ def test_pipeline_names_differing_only_in_case_name_one_pipeline_as_its_arn_does
     assert svc.catalog.update({"PipelineName": "mypipe", "PipelineDescription": "d"})[
         "PipelineVersionId"] == 2  # fmt: skip
     assert svc.store.pipeline_names() == ["MyPipe"]
+
+
+def test_the_same_client_request_token_at_once_from_many_threads_starts_one_execution(
+    tmp_path: Path,
+) -> None:
+    jobs = FakeJobs(hold={"Slow"})
+    svc = service(tmp_path, jobs)
+    create(svc, [processing("Slow")])
+    arns: list[str] = []
+    go = threading.Barrier(8)
+
+    def start() -> None:
+        go.wait()
+        body = {"PipelineName": "p", "ClientRequestToken": "same"}
+        arns.append(svc.start(body)["PipelineExecutionArn"])
+
+    threads = [threading.Thread(target=start) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(arns) == 8 and len(set(arns)) == 1
+    assert len(svc.store.execution_ids()) == 1
+    svc.stop({"PipelineExecutionArn": arns[0]})
+    svc.join(timeout=10)
+    assert len(jobs.started) <= 1  # none if the stop came before its job started
