@@ -67,6 +67,37 @@ def startable(text: str, given: list[dict[str, Any]] | None) -> dict[str, Any]:
     return resolve_parameters(definition, list(given or []))
 
 
+class _BackgroundRuns:
+    """The executions this process runs in background threads (serve's), by id."""
+
+    def __init__(self) -> None:
+        self._threads: dict[str, threading.Thread] = {}
+        self._lock = threading.Lock()
+
+    def check_room(self) -> None:
+        running = len(self.running())
+        if running >= MAX_RUNNING_EXECUTIONS:
+            raise ResourceLimitExceeded(
+                f"{running} pipeline executions are running here, the most one server runs at "
+                "once; start this one when one of them has ended."
+            )
+
+    def launch(self, execution_id: str, run: Callable[[], object]) -> None:
+        thread = threading.Thread(target=run, name=f"pipeline-{execution_id}", daemon=True)
+        with self._lock:
+            self._threads[execution_id] = thread
+        thread.start()
+
+    def running(self) -> dict[str, threading.Thread]:
+        with self._lock:
+            return {i: t for i, t in self._threads.items() if t.is_alive()}
+
+    def join(self, threads: list[threading.Thread], timeout: float | None) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+
 class PipelineExecutions:
     def __init__(
         self,
@@ -82,8 +113,7 @@ class PipelineExecutions:
         self.max_concurrent_jobs = max_concurrent_jobs
         self.on_change = on_change
         self.poll_seconds = poll_seconds
-        self._threads: dict[str, threading.Thread] = {}
-        self._lock = threading.Lock()
+        self._background = _BackgroundRuns()
 
     # -- start ------------------------------------------------------------------------------
     def start(self, body: dict[str, Any], background: bool = True) -> dict[str, Any]:
@@ -95,7 +125,8 @@ class PipelineExecutions:
                 same = execution.get("PipelineName") == pipeline["PipelineName"]
                 if same and token and execution.get("ClientRequestToken") == token:
                     return {"PipelineExecutionArn": execution["PipelineExecutionArn"]}
-            self._check_room(background)
+            if background:
+                self._background.check_room()
             version = self.catalog.version(pipeline, body.get("PipelineVersionId"))
             values = startable(version["PipelineDefinition"], body.get("PipelineParameters"))
             execution_id = new_execution_id()
@@ -129,17 +160,6 @@ class PipelineExecutions:
         self._launch(execution, background)
         return {"PipelineExecutionArn": arn}
 
-    def _check_room(self, background: bool) -> None:
-        if not background:
-            return
-        with self._lock:
-            running = sum(thread.is_alive() for thread in self._threads.values())
-        if running >= MAX_RUNNING_EXECUTIONS:
-            raise ResourceLimitExceeded(
-                f"{running} pipeline executions are running here, the most one server runs at "
-                "once; start this one when one of them has ended."
-            )
-
     def _launch(self, execution: dict[str, Any], background: bool) -> str | None:
         definition = checked_definition(execution["PipelineDefinition"])
         configured = (execution.get("ParallelismConfiguration") or {}).get(
@@ -151,12 +171,7 @@ class PipelineExecutions:
         )  # fmt: skip
         if not background:
             return runner.run()
-        thread = threading.Thread(
-            target=runner.run, name=f"pipeline-{execution['ExecutionId']}", daemon=True
-        )
-        with self._lock:
-            self._threads[execution["ExecutionId"]] = thread
-        thread.start()
+        self._background.launch(execution["ExecutionId"], runner.run)
         return None
 
     # -- reading ----------------------------------------------------------------------------
@@ -301,7 +316,8 @@ class PipelineExecutions:
                     f"Pipeline execution {execution['PipelineExecutionArn']} is {status}; only a "
                     "Failed or Stopped execution can be retried."
                 )
-            self._check_room(background)
+            if background:
+                self._background.check_room()
             execution["Steps"] = [
                 e for e in execution.get("Steps", []) if e.get("StepStatus") == "Succeeded"
             ]
@@ -325,20 +341,14 @@ class PipelineExecutions:
         `timeout` seconds for them to end (serve's shutdown: its executions live in the server,
         so their step jobs must not run on without them); `before_waiting` is told how many.
         One still running after the wait is Failed at its next read, its jobs stopped then."""
-        with self._lock:
-            running = {i: t for i, t in self._threads.items() if t.is_alive()}
+        running = self._background.running()
         if not running:
             return
         for execution_id in running:
             self.store.request_stop(execution_id)
         before_waiting(len(running))
-        deadline = time.monotonic() + timeout
-        for thread in running.values():
-            thread.join(max(0.0, deadline - time.monotonic()))
+        self._background.join(list(running.values()), timeout)
 
     def join(self, timeout: float | None = None) -> None:
-        """Wait for the executions this object started in the background (tests, shutdown)."""
-        with self._lock:
-            threads = list(self._threads.values())
-        for thread in threads:
-            thread.join(timeout)
+        """Wait for the executions this object started in the background (tests)."""
+        self._background.join(list(self._background.running().values()), timeout)
