@@ -87,6 +87,7 @@ def run(
     before anything started (a step that cannot run here, a bad parameter), 3 Stopped."""
     from localproc.cli.pipeline_render import LiveTable
     from localproc.service.detach import start_detached
+    from localproc.service.pipeline_executions import startable
     from localproc.service.pipeline_jobs import pipeline_service
     from localproc.service.runs import validated_request
 
@@ -100,13 +101,15 @@ def run(
         table.changed,
     )  # fmt: skip
     pipeline = _pipeline_name(definition, name)
+    given = _parameters(parameter)
+    startable(text, given)  # refused before the pipeline is recorded
     _create_or_update(service, pipeline, text)
     previous = signal.getsignal(signal.SIGINT)
     stop = lambda *_: table.stop_requested(service.store)  # noqa: E731
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
-        start = {"PipelineName": pipeline, "PipelineParameters": _parameters(parameter)}
+        start = {"PipelineName": pipeline, "PipelineParameters": given}
         arn = service.start(start, background=False)["PipelineExecutionArn"]
     finally:
         signal.signal(signal.SIGINT, previous)

@@ -132,21 +132,37 @@ def plan_text(doc: dict[str, Any]) -> str:
         lines.append(f"  [{step['Wave']}] {step['Name']} ({step['Type']}, {here}{cached}{extra})")
         lines.append(f"      waits for: {waits}")
         if step["Type"] == "Processing":
-            arguments = step["Arguments"]
-            app = arguments.get("AppSpecification", {})
-            command = (app.get("ContainerEntrypoint") or []) + (app.get("ContainerArguments") or [])
-            lines.append(
-                f"      image: {app.get('ImageUri')}; command: {' '.join(map(str, command))}"
-            )
-            for item in arguments.get("ProcessingInputs", []):
-                source = (item.get("S3Input") or {}).get("S3Uri")
-                lines.append(f"      input {item.get('InputName')}: {source}")
-            for item in (arguments.get("ProcessingOutputConfig") or {}).get("Outputs", []):
-                target = (item.get("S3Output") or {}).get("S3Uri")
-                lines.append(f"      output {item.get('OutputName')}: {target}")
+            lines += _processing_lines(step["Arguments"])
     for problem in doc["CannotRun"]:
         lines.append(f"Cannot run here: {problem}")
     return "\n".join(printable_line(line) for line in lines)
+
+
+def _processing_lines(arguments: dict[str, Any]) -> list[str]:
+    """A processing step's image, command, inputs and outputs. The arguments are the definition's,
+    not yet checked as a job request (that happens at the step's turn), so any member may be of
+    the wrong shape: shown as it is, never a traceback."""
+    app = _object(arguments.get("AppSpecification"))
+    command = _items(app.get("ContainerEntrypoint")) + _items(app.get("ContainerArguments"))
+    lines = [f"      image: {app.get('ImageUri')}; command: {' '.join(map(str, command))}"]
+    for item in map(_object, _items(arguments.get("ProcessingInputs"))):
+        source = _object(item.get("S3Input")).get("S3Uri")
+        lines.append(f"      input {item.get('InputName')}: {source}")
+    outputs = _object(arguments.get("ProcessingOutputConfig")).get("Outputs")
+    for item in map(_object, _items(outputs)):
+        target = _object(item.get("S3Output")).get("S3Uri")
+        lines.append(f"      output {item.get('OutputName')}: {target}")
+    return lines
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _items(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
 
 
 def describe_text(described: dict[str, Any]) -> str:

@@ -41,7 +41,7 @@ def serve(
     (`--endpoint-url http://127.0.0.1:PORT`). Jobs run in background processes and keep running
     when the server stops (Ctrl-C or SIGTERM); StopProcessingJob or `localproc stop` stops them.
     It also answers the SageMaker Pipelines API: a pipeline's processing steps run as jobs here,
-    its executions in the server (one that was running when the server ended is Failed)."""
+    its executions in the server, which stops them (and their step jobs) when it stops."""
     from localproc.serve.server import serve as serve_forever
 
     serve_forever(settings_for(options), host, port, max_concurrent_jobs)

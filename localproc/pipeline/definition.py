@@ -4,12 +4,13 @@ unusable reported at once, in the service's words (ValidationException)."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from localproc.errors import ValidationException
-from localproc.pipeline.expressions import step_references
+from localproc.pipeline.expressions import nests_deeper_than, step_references
 
 VERSION = "2020-12-01"
 PARAMETER_TYPES = ("String", "Integer", "Float", "Boolean")
@@ -22,6 +23,10 @@ KNOWN_TYPES = RUNNABLE_TYPES + (
 # Deeper than any definition the SDK writes (nested conditions included); expressions are
 # evaluated recursively, so a hostile definition must not reach Python's recursion limit.
 MAX_DEPTH = 100
+# Every change of a step rewrites the execution record, so an execution costs the square of its
+# step count: 1000 (more than any pipeline people write) take about a minute, the 8000 a 1 MB
+# definition can hold would take hours of a server's time.
+MAX_STEPS = 1000
 STEP_NAME = re.compile(r"[A-Za-z0-9\-_]{1,64}")
 
 
@@ -80,12 +85,12 @@ def cannot_run_reason(step_type: str) -> str:
 def parse_definition(text: str) -> Definition:
     """The definition JSON (as CreatePipeline's PipelineDefinition carries it)."""
     try:
-        raw = json.loads(text)
+        raw = json.loads(text, parse_constant=_not_json)
     except RecursionError:
         raw = None  # nested past the parser's own limit: refused below as too deep
     except ValueError as err:
         raise ValidationException.single(f"PipelineDefinition is not valid JSON: {err}") from None
-    if raw is None or _depth_exceeds(raw, MAX_DEPTH):
+    if raw is None or nests_deeper_than(raw, MAX_DEPTH):
         raise ValidationException.single(
             f"PipelineDefinition nests JSON arrays or objects more than {MAX_DEPTH} levels deep."
         )
@@ -102,10 +107,16 @@ def parse_definition(text: str) -> Definition:
         problems.append("PipelineDefinition must have a non-empty list of Steps")
     else:
         _collect_steps(raw["Steps"], None, steps, problems)
+    if len(steps) > MAX_STEPS:
+        problems.append(f"it has {len(steps)} steps; localproc runs at most {MAX_STEPS}")
     problems.extend(_dangling_dependencies(steps))
     if problems:
         raise ValidationException([f"Invalid pipeline definition: {p}" for p in problems])
     return Definition(tuple(parameters), steps, raw)
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def _parameters(items: Any, problems: list[str]) -> list[Parameter]:
@@ -124,11 +135,40 @@ def _parameters(items: Any, problems: list[str]) -> list[Parameter]:
             continue
         if any(p.name == item["Name"] for p in parameters):
             problems.append(f"{where}: parameter name '{item['Name']}' is used twice")
-        enum = item.get("EnumValues")
-        parameters.append(
-            Parameter(item["Name"], kind, item.get("DefaultValue"), tuple(enum) if enum else None)
-        )
+        where = f"{where} ({item['Name']})"
+        default, enum = item.get("DefaultValue"), item.get("EnumValues")
+        if enum is not None and not isinstance(enum, list):
+            problems.append(f"{where}: EnumValues must be a list")
+            enum = None
+        if default is not None and not _is_of_type(kind, default):
+            problems.append(
+                f"{where}: DefaultValue must be a{_an(kind)} {kind}, not {_shown(default)}"
+            )
+        elif default is not None and enum and default not in enum:
+            problems.append(f"{where}: DefaultValue {_shown(default)} is not one of its EnumValues")
+        parameters.append(Parameter(item["Name"], kind, default, tuple(enum) if enum else None))
     return parameters
+
+
+def _is_of_type(kind: str, value: Any) -> bool:
+    """Whether a DefaultValue is of its parameter's type, as the SDK writes them (a Float's may
+    be a whole number)."""
+    if isinstance(value, bool):
+        return kind == "Boolean"
+    if kind == "Integer":
+        return isinstance(value, int)
+    if kind == "Float":
+        return isinstance(value, (int, float))
+    return kind == "String" and isinstance(value, str)
+
+
+def _an(kind: str) -> str:
+    return "n" if kind[0] in "AEIOU" else ""
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _collect_steps(
@@ -161,8 +201,13 @@ def _collect_steps(
             item.get("Description"), branch,
         )  # fmt: skip
         if kind == "Condition":
-            _collect_steps(arguments.get("IfSteps", []), (name, "If"), steps, problems)
-            _collect_steps(arguments.get("ElseSteps", []), (name, "Else"), steps, problems)
+            if not isinstance(arguments.get("Conditions", []), list):
+                problems.append(f"step '{name}': Conditions must be a list")
+            for side in ("If", "Else"):
+                branch_steps = arguments.get(f"{side}Steps", [])
+                if not isinstance(branch_steps, list):
+                    problems.append(f"step '{name}': {side}Steps must be a list of steps")
+                _collect_steps(branch_steps, (name, side), steps, problems)
 
 
 def _check_step_members(name: str, item: dict[str, Any], problems: list[str]) -> None:
@@ -172,6 +217,17 @@ def _check_step_members(name: str, item: dict[str, Any], problems: list[str]) ->
             isinstance(value, list) and all(isinstance(v, dict) for v in value)
         ):
             problems.append(f"step '{name}': {member} must be a list of objects")
+    for index, policy in enumerate(_objects(item.get("RetryPolicies"))):
+        problems.extend(
+            f"step '{name}': RetryPolicies[{index}]: {p}" for p in _retry_policy_problems(policy)
+        )
+    for index, file in enumerate(_objects(item.get("PropertyFiles"))):
+        members = ("PropertyFileName", "OutputName", "FilePath")
+        if not all(isinstance(file.get(m), str) and file[m] for m in members):
+            problems.append(
+                f"step '{name}': PropertyFiles[{index}] needs PropertyFileName, OutputName and "
+                "FilePath"
+            )
     cache = item.get("CacheConfig")
     if cache is not None and not isinstance(cache, dict):
         problems.append(f"step '{name}': CacheConfig must be an object")
@@ -184,15 +240,23 @@ def _check_step_members(name: str, item: dict[str, Any], problems: list[str]) ->
             problems.append(f"step '{name}': {err.message}")
 
 
-def _depth_exceeds(value: Any, limit: int) -> bool:
-    pending = [(value, 1)]
-    while pending:
-        item, depth = pending.pop()
-        if depth > limit:
-            return True
-        children = item.values() if isinstance(item, dict) else item
-        pending.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
-    return False
+def _objects(value: Any) -> list[dict[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _retry_policy_problems(policy: dict[str, Any]) -> list[str]:
+    """What in one retry policy the executor could not apply (policies.retry_delay)."""
+    problems = []
+    types = policy.get("ExceptionType")
+    if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+        problems.append("ExceptionType must be a list of names")
+    for member in ("IntervalSeconds", "BackoffRate", "MaxAttempts", "ExpireAfterMin"):
+        value = policy.get(member)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            problems.append(f"{member} must be a number of at least 0, not {_shown(value)}")
+    return problems
 
 
 def _dangling_dependencies(steps: dict[str, Step]) -> list[str]:
@@ -234,10 +298,20 @@ def resolve_parameters(definition: Definition, given: list[dict[str, Any]]) -> d
     return values
 
 
+# What a number parameter's text may be: Python's int() and float() also take `1_000`, spaces,
+# `nan` and `inf`, none of which is a number in JSON (and NaN would not survive the record).
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
 def typed_value(kind: str, text: str) -> Any:
     if kind == "Integer":
+        if not _INTEGER.fullmatch(text):
+            raise ValueError(text)
         return int(text)
     if kind == "Float":
+        if not _FLOAT.fullmatch(text) or not math.isfinite(float(text)):  # 1e999 is inf
+            raise ValueError(text)
         return float(text)
     if kind == "Boolean":
         if text.lower() not in ("true", "false"):

@@ -20,6 +20,13 @@ EXECUTION_VARIABLES = (
     "PipelineArn",
 )
 _FUNCTIONS = ("Get", "Std:Join", "Std:JsonGet")
+# A property file (or an object Std:JsonGet reads) is a small report; one nested deeper is hostile:
+# the execution record that keeps it must stay writable and readable.
+MAX_DOCUMENT_DEPTH = 100
+# How much text one Scope's expressions may produce (each value a Get or Std:JsonGet gives, each
+# Std:Join's result): far more than a processing job's request can hold, so only a definition
+# built to exhaust the server's memory (a long default referenced thousands of times) meets it.
+MAX_EVALUATED_CHARS = 4 * 1024 * 1024
 # One step of a property path: `.Name`, `[3]`, `['key']` or `["key"]`.
 _SEGMENT = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\['([^']*)'\]|\[\"([^\"]*)\"\]")
 
@@ -41,6 +48,46 @@ class Scope:
     property_file: Callable[[str, str], Any] = lambda step, name: _no_file(step, name)
     # an S3 URI -> the object's parsed JSON (Std:JsonGet with S3Uri)
     json_at: Callable[[str], Any] = lambda uri: _no_file(uri, "")
+    spent: int = 0  # characters produced so far (MAX_EVALUATED_CHARS)
+
+    def spend(self, characters: int) -> None:
+        self.spent += characters
+        if self.spent > MAX_EVALUATED_CHARS:
+            raise ExpressionError(
+                f"the expressions' values come to more than {MAX_EVALUATED_CHARS} characters"
+            )
+
+
+def json_document(data: bytes, where: str) -> Any:
+    """A JSON document a container wrote, parsed; ExpressionError says why it cannot be used."""
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except RecursionError:
+        document, too_deep = None, True
+    except (UnicodeDecodeError, ValueError) as err:
+        raise ExpressionError(f"{where} is not JSON: {err}") from None
+    else:
+        too_deep = nests_deeper_than(document, MAX_DOCUMENT_DEPTH)
+    if too_deep:
+        raise ExpressionError(
+            f"{where} nests JSON arrays or objects more than {MAX_DOCUMENT_DEPTH} levels deep"
+        )
+    return document
+
+
+def nests_deeper_than(value: Any, limit: int) -> bool:
+    """Whether `value` nests lists and objects more than `limit` deep (walked without
+    recursion)."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if not isinstance(item, (dict, list)):
+            continue
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        pending.extend((c, depth + 1) for c in children)
+    return False
 
 
 def _no_file(step: str, name: str) -> Any:
@@ -55,11 +102,11 @@ def evaluate(value: Any, scope: Scope) -> Any:
     """`value` with every expression in it replaced by its value."""
     if is_function(value):
         ((name, body),) = value.items()
-        if name == "Get":
-            return _get(body, scope)
         if name == "Std:Join":
             return _join(body, scope)
-        return _json_get(body, scope)
+        found = _get(body, scope) if name == "Get" else _json_get(body, scope)
+        scope.spend(_size(found))
+        return found
     if isinstance(value, dict):
         return {key: evaluate(item, scope) for key, item in value.items()}
     if isinstance(value, list):
@@ -143,9 +190,19 @@ def path_segments(member_path: str, whole: str) -> list[str | int]:
 def _join(body: Any, scope: Scope) -> str:
     if not isinstance(body, dict) or not isinstance(body.get("Values"), list):
         raise ExpressionError("Std:Join needs On and a list of Values")
-    return as_text(body.get("On", "")).join(
-        as_text(evaluate(item, scope)) for item in body["Values"]
-    )
+    on = as_text(body.get("On", ""))
+    parts = [as_text(evaluate(item, scope)) for item in body["Values"]]
+    # Counted before it is built: a long On between many values is long too.
+    scope.spend(sum(map(len, parts)) + len(on) * max(len(parts) - 1, 0))
+    return on.join(parts)
+
+
+def _size(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, (dict, list)):
+        return len(json.dumps(value))
+    return 1
 
 
 def _json_get(body: Any, scope: Scope) -> Any:
@@ -198,10 +255,11 @@ def preview(value: Any, scope: Scope) -> Any:
         if name == "Get":
             return f"<{body}>"
         if name == "Std:Join" and isinstance(body, dict) and isinstance(body.get("Values"), list):
-            return as_text(body.get("On", "")).join(
-                as_text(preview(item, scope)) for item in body["Values"]
-            )
-        return f"<{name} {json.dumps(body)}>"
+            try:
+                return _join({**body, "Values": [preview(v, scope) for v in body["Values"]]}, scope)
+            except ExpressionError as err:
+                return f"<Std:Join: {err}>"
+        return f"<{name} {json.dumps(body)[:200]}>"
     if isinstance(value, dict):
         return {key: preview(item, scope) for key, item in value.items()}
     if isinstance(value, list):

@@ -25,6 +25,12 @@ from localproc.records.durable import atomic_write_text
 
 PIPELINE_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}")
 EXECUTION_ID = re.compile(r"[a-z0-9]{1,64}")
+# The members every reader of a record relies on; a record without them is damaged.
+PIPELINE_MEMBERS = ("PipelineName", "PipelineArn", "CreationTime", "LastModifiedTime", "Versions")
+EXECUTION_MEMBERS = (
+    "ExecutionId", "PipelineName", "PipelineArn", "PipelineExecutionArn", "CreationTime",
+    "PipelineExecutionStatus", "PipelineDefinition", "PipelineVersionId", "LocalParameterValues",
+)  # fmt: skip
 
 
 class PipelineStore:
@@ -46,7 +52,8 @@ class PipelineStore:
             yield
 
     def load_pipeline(self, name: str) -> dict[str, Any] | None:
-        return _read(self._pipeline_path(name))
+        pipeline = _read(self._pipeline_path(name), PIPELINE_MEMBERS)
+        return pipeline if pipeline and pipeline["Versions"] else None
 
     def save_pipeline(self, pipeline: dict[str, Any]) -> None:
         path = self._pipeline_path(pipeline["PipelineName"])
@@ -69,7 +76,7 @@ class PipelineStore:
 
     # -- executions -------------------------------------------------------------------------
     def load_execution(self, execution_id: str) -> dict[str, Any] | None:
-        return _read(self._execution_path(execution_id))
+        return _read(self._execution_path(execution_id), EXECUTION_MEMBERS)
 
     def save_execution(self, execution: dict[str, Any]) -> None:
         path = self._execution_path(execution["ExecutionId"])
@@ -110,13 +117,16 @@ class PipelineStore:
         return self._execution_path(execution_id).with_suffix(".stop")
 
 
-def _read(path: Path) -> dict[str, Any] | None:
-    """The record, or None when there is none. A damaged file reads as none: it is replaced by
-    the next write (a pipeline record is small and written whole each time)."""
+def _read(path: Path, members: tuple[str, ...]) -> dict[str, Any] | None:
+    """The record, or None when there is none. A damaged file (not JSON, or without the members
+    its readers need) reads as none: it is replaced by the next write (a pipeline record is
+    small and written whole each time)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
-    return data if isinstance(data, dict) else None
+    if not isinstance(data, dict) or any(data.get(m) is None for m in members):
+        return None
+    return data

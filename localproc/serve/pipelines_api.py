@@ -14,6 +14,9 @@ from localproc.service.pipeline_jobs import pipeline_service
 if TYPE_CHECKING:
     from localproc.serve.api import ProcessingApi
 
+# Beyond the stop grace, for a stopped step's job to upload its outputs and be recorded Stopped.
+SHUTDOWN_MARGIN_SECONDS = 30.0
+
 
 class PipelinesApi:
     def __init__(self, api: ProcessingApi) -> None:
@@ -43,8 +46,21 @@ class PipelinesApi:
             "ListPipelineParametersForExecution": executions.parameters,
             "DescribePipelineDefinitionForExecution": executions.definition,
         }
+        self.stop_grace_seconds = api.settings.stop_grace_seconds
         # Every request is checked against its operation's input shape first.
         self.operations = {
             name: (lambda body, n=name, h=handler: h(checked_input(n, body)))
             for name, handler in handlers.items()
         }
+
+    def shut_down(self, note: Callable[[str], None]) -> None:
+        """The server is ending: its running executions are stopped, their step jobs with them
+        (a job's stop takes the grace period, then its outputs are uploaded)."""
+
+        def waiting(count: int) -> None:
+            note(
+                f"stopping {count} running pipeline execution(s) and their step jobs (Ctrl-C "
+                "again ends the server without waiting)"
+            )
+
+        self.executions.stop_running(self.stop_grace_seconds + SHUTDOWN_MARGIN_SECONDS, waiting)

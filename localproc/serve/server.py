@@ -113,6 +113,7 @@ def serve(
         pass
     finally:
         server.server_close()
+    api.pipelines.shut_down(server.note)
     running = api.running_jobs()
     server.note(
         "stopped"

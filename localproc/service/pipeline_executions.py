@@ -12,24 +12,34 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
-from localproc.errors import LocalprocError, ResourceNotFound, ValidationException
+from localproc.errors import (
+    LocalprocError,
+    ResourceLimitExceeded,
+    ResourceNotFound,
+    ValidationException,
+)
 from localproc.liveness import identity_alive, process_identity
+from localproc.payload.model_checks import violation
 from localproc.pipeline.definition import resolve_parameters
 from localproc.pipeline.expressions import as_text
 from localproc.pipeline.naming import (
     execution_arn,
     execution_id_of,
     new_execution_id,
-    pipeline_name_of,
 )
 from localproc.records.times import now, timestamp
 from localproc.service.pipeline_executor import ExecutionRunner, JobBackend
 from localproc.service.pipelines import PipelineCatalog, checked_definition, in_time_range, page
 
 DEFAULT_MAX_PARALLEL_STEPS = 50
+# Executions one process runs at once (each a thread, and up to --max-concurrent-jobs threads for
+# its steps): a client starting thousands would exhaust the server's threads, and an execution
+# whose thread could not start would stay Executing for good.
+MAX_RUNNING_EXECUTIONS = 100
 RUNNING = ("Executing", "Stopping")
 OWNER_ENDED = (
     "The process running this execution ({owner}) ended while it ran; localproc marked it "
@@ -40,6 +50,52 @@ STEP_MEMBERS = (
     "StepName", "StepDisplayName", "StepDescription", "StartTime", "EndTime", "StepStatus",
     "CacheHitResult", "FailureReason", "Metadata", "AttemptCount",
 )  # fmt: skip
+
+
+def startable(text: str, given: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """The parameters' values an execution of the definition `text` would run with;
+    ValidationException when it cannot start here (a step type this host cannot run, a
+    parameter missing or of the wrong type)."""
+    definition = checked_definition(text)
+    refused = definition.refused_steps()
+    if refused:
+        raise ValidationException.single(
+            "This pipeline cannot run on localproc, so no execution was started: "
+            + "; ".join(refused)
+            + "."
+        )
+    return resolve_parameters(definition, list(given or []))
+
+
+class _BackgroundRuns:
+    """The executions this process runs in background threads (serve's), by id."""
+
+    def __init__(self) -> None:
+        self._threads: dict[str, threading.Thread] = {}
+        self._lock = threading.Lock()
+
+    def check_room(self) -> None:
+        running = len(self.running())
+        if running >= MAX_RUNNING_EXECUTIONS:
+            raise ResourceLimitExceeded(
+                f"{running} pipeline executions are running here, the most one server runs at "
+                "once; start this one when one of them has ended."
+            )
+
+    def launch(self, execution_id: str, run: Callable[[], object]) -> None:
+        thread = threading.Thread(target=run, name=f"pipeline-{execution_id}", daemon=True)
+        with self._lock:
+            self._threads[execution_id] = thread
+        thread.start()
+
+    def running(self) -> dict[str, threading.Thread]:
+        with self._lock:
+            return {i: t for i, t in self._threads.items() if t.is_alive()}
+
+    def join(self, threads: list[threading.Thread], timeout: float | None) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
 
 class PipelineExecutions:
@@ -57,8 +113,7 @@ class PipelineExecutions:
         self.max_concurrent_jobs = max_concurrent_jobs
         self.on_change = on_change
         self.poll_seconds = poll_seconds
-        self._threads: dict[str, threading.Thread] = {}
-        self._lock = threading.Lock()
+        self._background = _BackgroundRuns()
 
     # -- start ------------------------------------------------------------------------------
     def start(self, body: dict[str, Any], background: bool = True) -> dict[str, Any]:
@@ -70,16 +125,10 @@ class PipelineExecutions:
                 same = execution.get("PipelineName") == pipeline["PipelineName"]
                 if same and token and execution.get("ClientRequestToken") == token:
                     return {"PipelineExecutionArn": execution["PipelineExecutionArn"]}
+            if background:
+                self._background.check_room()
             version = self.catalog.version(pipeline, body.get("PipelineVersionId"))
-            definition = checked_definition(version["PipelineDefinition"])
-            refused = definition.refused_steps()
-            if refused:
-                raise ValidationException.single(
-                    "This pipeline cannot run on localproc, so no execution was started: "
-                    + "; ".join(refused)
-                    + "."
-                )
-            values = resolve_parameters(definition, list(body.get("PipelineParameters") or []))
+            values = startable(version["PipelineDefinition"], body.get("PipelineParameters"))
             execution_id = new_execution_id()
             arn = execution_arn(pipeline["PipelineName"], execution_id, self.catalog.region)
             created = timestamp(now())
@@ -122,16 +171,15 @@ class PipelineExecutions:
         )  # fmt: skip
         if not background:
             return runner.run()
-        thread = threading.Thread(
-            target=runner.run, name=f"pipeline-{execution['ExecutionId']}", daemon=True
-        )
-        with self._lock:
-            self._threads[execution["ExecutionId"]] = thread
-        thread.start()
+        self._background.launch(execution["ExecutionId"], runner.run)
         return None
 
     # -- reading ----------------------------------------------------------------------------
-    def load(self, arn: str) -> dict[str, Any]:
+    def load(self, arn: str | None) -> dict[str, Any]:
+        if not isinstance(arn, str):  # the model leaves it optional in ListPipelineExecutionSteps
+            raise ValidationException(
+                [violation(None, "pipelineExecutionArn", "Member must not be null")]
+            )
         execution_id = execution_id_of(arn)
         execution = self.store.load_execution(execution_id) if execution_id else None
         if execution is None or execution.get("PipelineExecutionArn") != arn:
@@ -168,7 +216,7 @@ class PipelineExecutions:
         return execution
 
     def describe(self, body: dict[str, Any]) -> dict[str, Any]:
-        execution = self.load(body["PipelineExecutionArn"])
+        execution = self.load(body.get("PipelineExecutionArn"))
         members = ("PipelineArn", "PipelineExecutionArn", "PipelineExecutionDisplayName",
                    "PipelineExecutionStatus", "PipelineExecutionDescription", "FailureReason",
                    "CreationTime", "LastModifiedTime", "ParallelismConfiguration",
@@ -215,15 +263,15 @@ class PipelineExecutions:
     def delete_pipeline(self, body: dict[str, Any]) -> dict[str, Any]:
         """DeletePipeline: the pipeline, its versions and its (ended) executions are removed; one
         with a running execution is refused."""
-        deleted = self.catalog.delete(body, self.running)
-        name = pipeline_name_of(body["PipelineName"])
+        return self.catalog.delete(body, self.running, self._forget_executions)
+
+    def _forget_executions(self, pipeline_name: str) -> None:
         for execution in list(self.store.executions()):
-            if execution.get("PipelineName") == name:
+            if execution["PipelineName"] == pipeline_name:
                 self.store.delete_execution(execution["ExecutionId"])
-        return deleted
 
     def steps(self, body: dict[str, Any]) -> dict[str, Any]:
-        execution = self.load(body["PipelineExecutionArn"])
+        execution = self.load(body.get("PipelineExecutionArn"))
         entries = [
             {m: e[m] for m in STEP_MEMBERS if e.get(m) not in (None, {})}
             for e in execution.get("Steps", [])
@@ -235,11 +283,11 @@ class PipelineExecutions:
         return page(entries, body, "PipelineExecutionSteps")
 
     def parameters(self, body: dict[str, Any]) -> dict[str, Any]:
-        execution = self.load(body["PipelineExecutionArn"])
+        execution = self.load(body.get("PipelineExecutionArn"))
         return page(list(execution.get("PipelineParameters", [])), body, "PipelineParameters")
 
     def definition(self, body: dict[str, Any]) -> dict[str, Any]:
-        execution = self.load(body["PipelineExecutionArn"])
+        execution = self.load(body.get("PipelineExecutionArn"))
         return {
             "PipelineDefinition": execution["PipelineDefinition"],
             "CreationTime": execution["CreationTime"],
@@ -247,7 +295,7 @@ class PipelineExecutions:
 
     # -- stop and retry ---------------------------------------------------------------------
     def stop(self, body: dict[str, Any]) -> dict[str, Any]:
-        execution = self.load(body["PipelineExecutionArn"])
+        execution = self.load(body.get("PipelineExecutionArn"))
         status = execution["PipelineExecutionStatus"]
         if status not in RUNNING:
             raise ValidationException.single(
@@ -261,13 +309,15 @@ class PipelineExecutions:
         """RetryPipelineExecution: a Failed or Stopped execution runs again from where it ended:
         its Succeeded steps stay, the others run again."""
         with self.store.locked():
-            execution = self.load(body["PipelineExecutionArn"])
+            execution = self.load(body.get("PipelineExecutionArn"))
             status = execution["PipelineExecutionStatus"]
             if status not in ("Failed", "Stopped"):
                 raise ValidationException.single(
                     f"Pipeline execution {execution['PipelineExecutionArn']} is {status}; only a "
                     "Failed or Stopped execution can be retried."
                 )
+            if background:
+                self._background.check_room()
             execution["Steps"] = [
                 e for e in execution.get("Steps", []) if e.get("StepStatus") == "Succeeded"
             ]
@@ -286,9 +336,19 @@ class PipelineExecutions:
         for execution in list(self.store.executions()):
             self.reconciled(execution)
 
+    def stop_running(self, timeout: float, before_waiting: Callable[[int], None]) -> None:
+        """Ask every execution this object runs in the background to stop, and wait up to
+        `timeout` seconds for them to end (serve's shutdown: its executions live in the server,
+        so their step jobs must not run on without them); `before_waiting` is told how many.
+        One still running after the wait is Failed at its next read, its jobs stopped then."""
+        running = self._background.running()
+        if not running:
+            return
+        for execution_id in running:
+            self.store.request_stop(execution_id)
+        before_waiting(len(running))
+        self._background.join(list(running.values()), timeout)
+
     def join(self, timeout: float | None = None) -> None:
-        """Wait for the executions this object started in the background (tests, shutdown)."""
-        with self._lock:
-            threads = list(self._threads.values())
-        for thread in threads:
-            thread.join(timeout)
+        """Wait for the executions this object started in the background (tests)."""
+        self._background.join(list(self._background.running().values()), timeout)

@@ -7,7 +7,6 @@ the running processing jobs are then stopped."""
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,11 +16,18 @@ from localproc.errors import LocalprocError
 from localproc.liveness import process_identity
 from localproc.pipeline.conditions import all_hold
 from localproc.pipeline.definition import Definition, Step, cannot_run_reason
-from localproc.pipeline.expressions import ExpressionError, Scope, as_text, evaluate
+from localproc.pipeline.expressions import (
+    ExpressionError,
+    Scope,
+    as_text,
+    evaluate,
+    json_document,
+)
 from localproc.pipeline.graph import graph
 from localproc.records.pipelines import PipelineStore
 from localproc.records.times import now, timestamp
 from localproc.service.pipeline_steps import (
+    MAX_PROPERTY_FILE_BYTES,
     StepFailed,
     StepServices,
     cached_run,
@@ -197,8 +203,17 @@ class ExecutionRunner:
             },
             step_properties=self._step_properties,
             property_file=self._property_file,
-            json_at=lambda uri: json.loads(self.jobs.read_object(uri, 1024 * 1024)),
+            json_at=self._json_at,
         )
+
+    def _json_at(self, uri: str) -> Any:
+        """Std:JsonGet's S3Uri: an object a container may have written, read as a property
+        file is."""
+        try:
+            content = self.jobs.read_object(uri, MAX_PROPERTY_FILE_BYTES)
+        except LocalprocError as err:
+            raise ExpressionError(f"Std:JsonGet cannot read {uri}: {err.message}") from None
+        return json_document(content, uri)
 
     def _step_properties(self, name: str) -> dict[str, Any] | None:
         entry = self._entries().get(name)

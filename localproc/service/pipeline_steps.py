@@ -6,7 +6,6 @@ retried as its RetryPolicies say. The step's record entry is updated through `St
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -16,7 +15,13 @@ from typing import Any, Protocol
 from localproc.errors import CannotRunHere, LocalprocError, ResourceLimitExceeded
 from localproc.pipeline import policies
 from localproc.pipeline.definition import Step
-from localproc.pipeline.expressions import ExpressionError, Scope, evaluate, lookup
+from localproc.pipeline.expressions import (
+    ExpressionError,
+    Scope,
+    evaluate,
+    json_document,
+    lookup,
+)
 from localproc.pipeline.naming import step_job_name
 from localproc.records.times import parse_timestamp
 
@@ -105,6 +110,8 @@ def _attempt(
     """One job run: (None, None) when it completed, else (retry exception type, reason)."""
     name = request["ProcessingJobName"]
     while True:
+        if services.stop.is_set():  # asked while the step was starting: no job to stop later
+            raise StepFailed("Stopped before its job could start.", "Stopped")
         try:
             arn = services.start_job(request)
             break
@@ -115,8 +122,7 @@ def _attempt(
             ):
                 return policies.RESOURCE_LIMIT, f"ResourceLimitExceeded: {err.message}"
             # No policy for it: the step waits for a free job slot, as a queued job would.
-            if services.stop.wait(SLOT_WAIT_SECONDS):
-                raise StepFailed("Stopped before its job could start.", "Stopped") from None
+            services.stop.wait(SLOT_WAIT_SECONDS)
         except CannotRunHere as err:
             return policies.SERVICE_FAULT, f"{err.code}: {err.message}"
         except LocalprocError as err:
@@ -172,13 +178,13 @@ def _property_files(
         location = f"{str(uri).rstrip('/')}/{str(path).lstrip('/')}"
         try:
             content = services.read_object(location, MAX_PROPERTY_FILE_BYTES)
-            found[str(name)] = json.loads(content.decode("utf-8"))
+            found[str(name)] = json_document(content, f"Property file {name} ({location})")
         except LocalprocError as err:
             raise StepFailed(
                 f"Property file {name} ({location}) cannot be read: {err.message}"
             ) from None
-        except (UnicodeDecodeError, ValueError) as err:
-            raise StepFailed(f"Property file {name} ({location}) is not JSON: {err}") from None
+        except ExpressionError as err:
+            raise StepFailed(str(err)) from None
     return found
 
 

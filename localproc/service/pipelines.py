@@ -31,8 +31,9 @@ def checked_definition(text: str) -> Definition:
 
 def page(items: list[Any], body: dict[str, Any], key: str) -> dict[str, Any]:
     """One page of `items` under `key`, with NextToken (an offset) when more remain."""
-    token = body.get("NextToken") or "0"
-    if not str(token).isdigit():
+    token = str(body.get("NextToken") or "0")
+    # An offset this server wrote: ASCII digits only, and short (int() refuses 4,300 digits).
+    if not (token.isascii() and token.isdigit() and len(token) <= 18):
         raise ValidationException.single("NextToken is not a token this server gave")
     start = int(token)
     size = int(body.get("MaxResults") or DEFAULT_PAGE)
@@ -55,11 +56,19 @@ class PipelineCatalog:
         self.read_object = read_object
 
     def load(self, name_or_arn: str) -> dict[str, Any]:
-        name = pipeline_name_of(name_or_arn)
+        name = self.stored_name(pipeline_name_of(name_or_arn))
         pipeline = self.store.load_pipeline(name) if PipelineStore.name_ok(name) else None
         if pipeline is None:
             raise ResourceNotFound(f"Pipeline '{pipeline_arn(name, self.region)}' does not exist.")
         return pipeline
+
+    def stored_name(self, name: str) -> str:
+        """The recorded pipeline `name` means. Names differ in more than case, as the ARNs the
+        service gives (which lowercase them) require; so does a case-insensitive filesystem."""
+        names = self.store.pipeline_names()
+        if name in names:
+            return name
+        return next((n for n in names if n.lower() == name.lower()), name)
 
     def definition_text(self, body: dict[str, Any]) -> str:
         text = body.get("PipelineDefinition")
@@ -83,7 +92,7 @@ class PipelineCatalog:
         name = body["PipelineName"]
         arn = pipeline_arn(name, self.region)
         with self.store.locked():
-            existing = self.store.load_pipeline(name)
+            existing = self.store.load_pipeline(self.stored_name(name))
             if existing is not None:
                 if existing.get("ClientRequestToken") == body.get("ClientRequestToken"):
                     return {"PipelineArn": arn}  # the same request again: idempotent
@@ -152,16 +161,25 @@ class PipelineCatalog:
             f"Pipeline version {version_id} of '{pipeline['PipelineArn']}' does not exist."
         )
 
-    def delete(self, body: dict[str, Any], running: Callable[[str], list[str]]) -> dict[str, Any]:
+    def delete(
+        self,
+        body: dict[str, Any],
+        running: Callable[[str], list[str]],
+        forget_executions: Callable[[str], None],
+    ) -> dict[str, Any]:
+        """The pipeline and (through `forget_executions`, under the same lock, so that no
+        pipeline of the same name created meanwhile loses its own) its executions."""
         with self.store.locked():
             pipeline = self.load(body["PipelineName"])
-            busy = running(pipeline["PipelineName"])
+            name = pipeline["PipelineName"]
+            busy = running(name)
             if busy:
                 raise ValidationException.single(
-                    f"Pipeline {pipeline['PipelineName']} has executions that are still running "
+                    f"Pipeline {name} has executions that are still running "
                     f"({', '.join(busy)}); stop them with StopPipelineExecution first."
                 )
-            self.store.delete_pipeline(pipeline["PipelineName"])
+            self.store.delete_pipeline(name)
+            forget_executions(name)
         return {"PipelineArn": pipeline["PipelineArn"]}
 
     def list(self, body: dict[str, Any]) -> dict[str, Any]:

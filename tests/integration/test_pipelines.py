@@ -526,3 +526,85 @@ def test_pipeline_stop_from_another_terminal_or_ctrl_c_ends_the_foreground_run_s
     assert steps[0]["StepStatus"] == "Stopped"
     job = steps[0]["Metadata"]["ProcessingJob"]["Arn"].rsplit("/", 1)[-1]
     assert localproc.record(job)["ProcessingJobStatus"] == "Stopped"
+
+
+HOSTILE_WRITER = """
+import os
+out = "/opt/ml/processing/evaluation"
+os.symlink("/etc/passwd", f"{out}/link.json")  # a host file, if the upload followed it
+os.mkfifo(f"{out}/fifo.json")  # would block a reader forever
+with open(f"{out}/big.json", "w") as big:
+    big.write('{"a": "' + "x" * (2 * 1024 * 1024) + '"}')
+print("wrote", sorted(os.listdir(out)), flush=True)
+"""
+
+
+@pytest.mark.parametrize(
+    "file_path, says",
+    [
+        ("link.json", "cannot be read: there is no object"),
+        ("fifo.json", "cannot be read: there is no object"),
+        ("big.json", "more than the 1048576 allowed"),
+        ("../../../../etc/passwd", "cannot be read: there is no object"),
+    ],
+    ids=["symlink-to-host-file", "fifo", "huge", "path-out-of-the-output"],
+)
+def test_a_property_file_a_hostile_container_planted_fails_its_step_and_reads_no_host_file(
+    localproc: Localproc, tmp_path: Path, file_path: str, says: str
+) -> None:
+    root = tmp_path / "s3"
+    (root / "hostile").mkdir(parents=True)
+    (root / "hostile" / "writer.py").write_text(HOSTILE_WRITER)
+    step = script_step("Write", "hostile", "writer.py")
+    output = {"LocalPath": "/opt/ml/processing/evaluation", "S3UploadMode": "EndOfJob"}
+    step["Arguments"]["ProcessingOutputConfig"] = {
+        "Outputs": [
+            {"OutputName": "evaluation", "S3Output": {**output, "S3Uri": "s3://hostile/out"}}
+        ]
+    }
+    report = {"PropertyFileName": "Report", "OutputName": "evaluation", "FilePath": file_path}
+    step["PropertyFiles"] = [report]
+    score = {"Std:JsonGet": {"PropertyFile": {"Get": "Steps.Write.PropertyFiles.Report"},
+                             "Path": "a"}}  # fmt: skip
+    check = {"Name": "Check", "Type": "Condition", "Arguments": {
+        "Conditions": [{"Type": "Equals", "LeftValue": score, "RightValue": "x"}]}}  # fmt: skip
+    path = tmp_path / "hostile.json"
+    path.write_text(definition(step, check))
+    name = unique_name("hostile-files")
+    ran = localproc("pipeline", "run", str(path), "--s3-root", str(root), "--name", name)
+    assert ran.exit_code == 1, ran.output
+    assert "wrote ['big.json', 'fifo.json', 'link.json']" in ran.stdout
+    [execution] = json.loads(localproc("pipeline", "executions", name, "--json").stdout)
+    steps = json.loads(
+        localproc("pipeline", "steps", execution["PipelineExecutionArn"], "--json").stdout
+    )
+    assert [s["StepName"] for s in steps] == ["Write"]
+    assert (
+        f"Property file Report (s3://hostile/out/{file_path.lstrip('/')})"
+        in steps[0]["FailureReason"]
+    )
+    assert says in steps[0]["FailureReason"]
+    assert "root:" not in ran.output
+    assert not (root / "hostile" / "out" / "link.json").exists()
+
+
+def test_stopping_serve_stops_its_running_executions_and_their_step_jobs(
+    serve: ServerFactory, s3: Any, localproc: Localproc
+) -> None:
+    server = serve()
+    client = client_for(server.url)
+    bucket = s3.make_bucket()
+    s3.client.put_object(Bucket=bucket, Key="sleep.py", Body=SLEEPER.encode())
+    name = unique_name("serve-ends")
+    steps = definition(script_step("Sleep", bucket, "sleep.py"))
+    client.create_pipeline(PipelineName=name, RoleArn=ROLE, PipelineDefinition=steps)
+    arn = client.start_pipeline_execution(PipelineName=name)["PipelineExecutionArn"]
+    wait_for(lambda: steps_of(client, arn).get("Sleep", {}).get("StepStatus") == "Executing", 120)
+    job = job_name_of(steps_of(client, arn)["Sleep"])
+    wait_for(lambda: "sleeping" in _log(localproc, job), 60)
+    assert server.stop(timeout=60) == 0  # Ctrl-C or SIGTERM: a clean stop
+    # Nothing of the execution runs on once the server has ended: no container sleeps on.
+    assert localproc.record(job)["ProcessingJobStatus"] == "Stopped"
+    [execution] = json.loads(localproc("pipeline", "executions", name, "--json").stdout)
+    assert execution["PipelineExecutionStatus"] == "Stopped"
+    assert "stopping 1 running pipeline execution(s) and their step jobs" in server.log()

@@ -330,3 +330,212 @@ def test_a_job_that_cannot_start_here_is_a_service_fault_for_the_retry_policy(
     svc = service(tmp_path / "again", jobs)
     create(svc, [processing("A", RetryPolicies=[policy])])
     assert run(svc)["status"] == "Succeeded"
+
+
+class HostileReports(FakeJobs):
+    """Jobs whose containers wrote `content` where the step's property file is read."""
+
+    def __init__(self, content: bytes) -> None:
+        super().__init__()
+        self.content = content
+
+    def backend(self) -> JobBackend:
+        return JobBackend(self.start, self.describe, self.stop, lambda uri, limit: self.content)
+
+
+@pytest.mark.parametrize(
+    "content, says",
+    [
+        # Deep enough to parse, too deep to be saved in (and read back from) the record.
+        (b"[" * 900 + b"]" * 900, "nests JSON arrays or objects more than 100 levels deep"),
+        (b"[" * 100_000 + b"]" * 100_000, "nests JSON arrays or objects more than 100 levels"),
+        (b"\xff\xfe not text", "is not JSON"),
+    ],
+    ids=["parses-but-too-deep", "too-deep-to-parse", "not-text"],
+)
+def test_a_hostile_property_file_fails_its_step_and_the_execution_ends(
+    tmp_path: Path, content: bytes, says: str
+) -> None:
+    jobs = HostileReports(content)
+    svc = service(tmp_path, jobs)
+    report = {"PropertyFileName": "Report", "OutputName": "out", "FilePath": "report.json"}
+    steps = [processing("Eval", PropertyFiles=[report]), processing("Next", DependsOn=["Eval"])]
+    create(svc, steps)
+    result = run(svc)
+    assert result["status"] == "Failed"
+    assert says in result["steps"]["Eval"]["FailureReason"]
+    assert "Next" not in result["steps"]
+
+
+def test_json_get_of_an_s3_object_that_is_missing_or_not_json_fails_in_words(
+    tmp_path: Path,
+) -> None:
+    from localproc.errors import ResourceNotFound
+
+    def read(uri: str, limit: int) -> bytes:
+        if uri.endswith("missing.json"):
+            raise ResourceNotFound(f"there is no object {uri}")
+        return b"[" * 900 + b"]" * 900
+
+    jobs = FakeJobs()
+    svc = service(tmp_path, jobs)
+    svc.jobs.read_object = read
+    for name, key in (("Missing", "missing.json"), ("Deep", "deep.json")):
+        uri = {"Std:JsonGet": {"S3Uri": f"s3://b/{key}", "Path": "x"}}
+        create_args = [{"Name": name, "Type": "Condition", "Arguments": {
+            "Conditions": [{"Type": "Equals", "LeftValue": uri, "RightValue": 1}]}}]  # fmt: skip
+        svc.catalog.store.delete_pipeline("p")
+        create(svc, create_args)
+        result = run(svc, token=name)
+        reason = result["steps"][name]["FailureReason"]
+        assert result["status"] == "Failed"
+        assert "InternalServerError" not in reason, reason
+        assert "s3://b/" + key in reason
+
+
+def test_records_damaged_on_disk_read_as_absent_and_never_crash_a_call(tmp_path: Path) -> None:
+    from localproc.errors import ResourceNotFound
+
+    svc = service(tmp_path, FakeJobs())
+    create(svc, [processing("A")])
+    arn = run(svc)["arn"]
+    # Valid JSON without the members every reader needs, and a truncated file.
+    (tmp_path / "pipelines" / "q.json").write_text('{"PipelineName": "q"}')
+    (tmp_path / "pipelines" / "r.json").write_text('{"PipelineName": "r", "Versions": []}')
+    (tmp_path / "pipeline-executions" / "abc.json").write_text('{"PipelineName": "p"}')
+    (tmp_path / "pipeline-executions" / "def.json").write_text('{"ExecutionId": "de')
+    names = [s["PipelineName"] for s in svc.catalog.list({})["PipelineSummaries"]]
+    assert names == ["p"]
+    listed = svc.list({"PipelineName": "p"})["PipelineExecutionSummaries"]
+    assert [e["PipelineExecutionArn"] for e in listed] == [arn]
+    for call in (svc.catalog.describe, svc.catalog.versions, svc.list):
+        with pytest.raises(ResourceNotFound):
+            call({"PipelineName": "q"})
+    with pytest.raises(ResourceNotFound):
+        svc.start({"PipelineName": "r", "ClientRequestToken": "t"})
+    broken = "arn:aws:sagemaker:us-east-1:000000000000:pipeline/p/execution/abc"
+    with pytest.raises(ResourceNotFound):
+        svc.describe({"PipelineExecutionArn": broken})
+    # A new pipeline under a damaged one's name replaces it.
+    svc.catalog.create({"PipelineName": "q", "PipelineDefinition": svc.definition(
+        {"PipelineExecutionArn": arn})["PipelineDefinition"], "RoleArn": "r"})  # fmt: skip
+    assert svc.catalog.describe({"PipelineName": "q"})["PipelineName"] == "q"
+
+
+def test_a_pipeline_is_found_by_its_lowercased_arn_and_deleting_it_forgets_its_executions(
+    tmp_path: Path,
+) -> None:
+    svc = service(tmp_path, FakeJobs())
+    text = json.dumps({"Version": "2020-12-01", "Steps": [processing("A")]})
+    svc.catalog.create({"PipelineName": "MyPipe", "PipelineDefinition": text, "RoleArn": "r"})
+    arn = "arn:aws:sagemaker:us-east-1:000000000000:pipeline/mypipe"
+    assert svc.catalog.describe({"PipelineName": arn})["PipelineName"] == "MyPipe"
+    svc.start({"PipelineName": arn, "ClientRequestToken": "t"}, background=False)
+    assert len(svc.list({"PipelineName": arn})["PipelineExecutionSummaries"]) == 1
+    svc.delete_pipeline({"PipelineName": arn, "ClientRequestToken": "d"})
+    assert svc.store.execution_ids() == []
+    # A new pipeline of that name starts with no executions, and its token is its own.
+    svc.catalog.create({"PipelineName": "MyPipe", "PipelineDefinition": text, "RoleArn": "r"})
+    assert svc.list({"PipelineName": "MyPipe"})["PipelineExecutionSummaries"] == []
+
+
+def test_an_execution_call_without_its_arn_is_a_validation_error(tmp_path: Path) -> None:
+    svc = service(tmp_path, FakeJobs())
+    with pytest.raises(ValidationException, match="at 'pipelineExecutionArn'.*must not be null"):
+        svc.steps({"MaxResults": 5})
+
+
+def test_a_step_asked_to_stop_before_its_job_starts_starts_no_job(tmp_path: Path) -> None:
+    from localproc.pipeline.definition import Step
+    from localproc.pipeline.expressions import Scope
+    from localproc.service.pipeline_steps import StepFailed, StepServices, run_processing_step
+
+    jobs = FakeJobs()
+    stop = threading.Event()
+    stop.set()  # StopPipelineExecution came while the step's thread was being started
+    services = StepServices(
+        jobs.start, jobs.describe, jobs.stop, lambda uri, limit: b"", lambda *a: None, stop, 0.01
+    )
+    entry: dict[str, Any] = {}
+
+    class Entry:
+        def update(self, **members: Any) -> None:
+            entry.update(members)
+
+        def get(self, member: str) -> Any:
+            return entry.get(member)
+
+    with pytest.raises(StepFailed) as raised:
+        run_processing_step(Step("A", "Processing", {"Tag": "A"}), Entry(), Scope(), services, "e1")
+    assert raised.value.status == "Stopped"
+    assert jobs.started == []
+
+
+def test_executions_beyond_the_running_limit_are_refused_before_anything_is_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from localproc.errors import ResourceLimitExceeded
+    from localproc.service import pipeline_executions
+
+    monkeypatch.setattr(pipeline_executions, "MAX_RUNNING_EXECUTIONS", 2)
+    jobs = FakeJobs(hold={"Slow"})
+    svc = service(tmp_path, jobs)
+    create(svc, [processing("Slow")])
+    arns = [svc.start({"PipelineName": "p", "ClientRequestToken": t}) for t in ("a", "b")]
+    with pytest.raises(ResourceLimitExceeded, match="2 pipeline executions are running"):
+        svc.start({"PipelineName": "p", "ClientRequestToken": "c"})
+    assert len(svc.store.execution_ids()) == 2
+    for arn in arns:
+        svc.stop(arn)
+    svc.join(timeout=10)
+    assert svc.start({"PipelineName": "p", "ClientRequestToken": "d"})["PipelineExecutionArn"]
+    svc.stop(svc.list({"PipelineName": "p", "SortOrder": "Descending"})[
+        "PipelineExecutionSummaries"][0])  # fmt: skip
+    svc.join(timeout=10)
+
+
+def test_pipeline_names_differing_only_in_case_name_one_pipeline_as_its_arn_does(
+    tmp_path: Path,
+) -> None:
+    svc = service(tmp_path, FakeJobs())
+    text = json.dumps({"Version": "2020-12-01", "Steps": [processing("A")]})
+    svc.catalog.create({"PipelineName": "MyPipe", "PipelineDefinition": text, "RoleArn": "r"})
+    with pytest.raises(ValidationException, match="already exists"):
+        svc.catalog.create(
+            {
+                "PipelineName": "mypipe",
+                "PipelineDefinition": text,
+                "RoleArn": "r",
+                "ClientRequestToken": "x",
+            }
+        )
+    assert svc.catalog.describe({"PipelineName": "MYPIPE"})["PipelineName"] == "MyPipe"
+    assert svc.catalog.update({"PipelineName": "mypipe", "PipelineDescription": "d"})[
+        "PipelineVersionId"] == 2  # fmt: skip
+    assert svc.store.pipeline_names() == ["MyPipe"]
+
+
+def test_the_same_client_request_token_at_once_from_many_threads_starts_one_execution(
+    tmp_path: Path,
+) -> None:
+    jobs = FakeJobs(hold={"Slow"})
+    svc = service(tmp_path, jobs)
+    create(svc, [processing("Slow")])
+    arns: list[str] = []
+    go = threading.Barrier(8)
+
+    def start() -> None:
+        go.wait()
+        body = {"PipelineName": "p", "ClientRequestToken": "same"}
+        arns.append(svc.start(body)["PipelineExecutionArn"])
+
+    threads = [threading.Thread(target=start) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(arns) == 8 and len(set(arns)) == 1
+    assert len(svc.store.execution_ids()) == 1
+    svc.stop({"PipelineExecutionArn": arns[0]})
+    svc.join(timeout=10)
+    assert len(jobs.started) <= 1  # none if the stop came before its job started

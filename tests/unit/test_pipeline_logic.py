@@ -335,3 +335,97 @@ def test_hostile_definitions_are_refused_with_reasons_not_tracebacks() -> None:
     assert "PropertyFiles must be a list of objects" in problems
     assert "RetryPolicies must be a list of objects" in problems
     assert "ExpireAfter must be an ISO 8601 duration" in problems
+
+
+def test_parameters_and_step_members_of_the_wrong_shape_are_refused_up_front() -> None:
+    parameters = [
+        {"Name": "E", "Type": "String", "DefaultValue": "a", "EnumValues": 5},
+        {"Name": "I", "Type": "Integer", "DefaultValue": "abc"},
+        {"Name": "S", "Type": "String", "DefaultValue": {"a": 1}},
+        {"Name": "F", "Type": "Float", "DefaultValue": True},
+        {"Name": "B", "Type": "Boolean", "DefaultValue": "yes"},
+        {"Name": "N", "Type": "String", "DefaultValue": "c", "EnumValues": ["a", "b"]},
+    ]
+    policy = {"ExceptionType": "Step.SERVICE_FAULT", "MaxAttempts": "abc", "IntervalSeconds": -1}
+    steps = [
+        step("C", "Condition", Arguments={"Conditions": {"Type": "Equals"}, "IfSteps": "A"}),
+        step("P", RetryPolicies=[policy], PropertyFiles=[{"PropertyFileName": "R"}]),
+    ]
+    with pytest.raises(ValidationException) as raised:
+        parse_definition(definition(*steps, parameters=parameters))
+    problems = " | ".join(raised.value.problems)
+    assert "Parameters[0] (E): EnumValues must be a list" in problems
+    assert 'Parameters[1] (I): DefaultValue must be an Integer, not "abc"' in problems
+    assert "Parameters[2] (S): DefaultValue must be a String" in problems
+    assert "Parameters[3] (F): DefaultValue must be a Float, not true" in problems
+    assert "Parameters[4] (B): DefaultValue must be a Boolean" in problems
+    assert 'Parameters[5] (N): DefaultValue "c" is not one of its EnumValues' in problems
+    assert "step 'C': Conditions must be a list" in problems
+    assert "step 'C': IfSteps must be a list of steps" in problems
+    assert "step 'P': RetryPolicies[0]: ExceptionType must be a list of names" in problems
+    assert "step 'P': RetryPolicies[0]: MaxAttempts must be a number of at least 0" in problems
+    assert "step 'P': RetryPolicies[0]: IntervalSeconds must be a number of at least 0" in problems
+    assert "step 'P': PropertyFiles[0] needs PropertyFileName, OutputName and FilePath" in problems
+    fine = [
+        {"Name": "F", "Type": "Float", "DefaultValue": 1},
+        {"Name": "N", "Type": "String", "DefaultValue": "a", "EnumValues": ["a", "b"]},
+    ]
+    parse_definition(definition(step("A"), parameters=fine))
+
+
+@pytest.mark.parametrize("token", ["9" * 5000, "\u00b2", "-1", "x"])
+def test_a_next_token_this_server_did_not_give_is_a_validation_error(token: str) -> None:
+    from localproc.service.pipelines import page
+
+    with pytest.raises(ValidationException, match="NextToken is not a token this server gave"):
+        page([1, 2, 3], {"NextToken": token}, "Items")
+    assert page([1, 2, 3], {"NextToken": "2", "MaxResults": 1}, "Items") == {"Items": [3]}
+
+
+def test_expressions_that_would_build_huge_values_are_refused_before_they_are_built() -> None:
+    # A 1 MB definition can reference a 500 KB default thousands of times: gigabytes in serve.
+    big = "x" * 100_000
+    refs = [{"Get": "Parameters.Big"}] * 1000  # 100 MB once joined or serialized
+    bombs = [
+        {"Std:Join": {"On": "", "Values": refs}},
+        {"ContainerArguments": refs},
+        {"Std:Join": {"On": big, "Values": ["a"] * 1000}},
+    ]
+    for bomb in bombs:
+        with pytest.raises(ExpressionError, match="more than 4194304 characters"):
+            evaluate({"A": bomb}, Scope(parameters={"Big": big}))
+    shown = preview({"A": bombs[0]}, Scope(parameters={"Big": big}))
+    assert shown["A"] == "<Std:Join: the expressions' values come to more than 4194304 characters>"
+    fine = {"Std:Join": {"On": ",", "Values": refs[:10]}}
+    assert len(evaluate(fine, Scope(parameters={"Big": big}))) == 10 * 100_000 + 9
+
+
+def test_a_definition_with_more_steps_than_localproc_runs_is_refused() -> None:
+    # Every step's change rewrites the execution record: 8,000 steps (1 MB) would take hours.
+    many = [step(f"C{i}", "Condition", Arguments={"Conditions": []}) for i in range(1001)]
+    with pytest.raises(ValidationException, match="1001 steps; localproc runs at most 1000"):
+        parse_definition(definition(*many))
+    assert len(parse_definition(definition(*many[:1000])).steps) == 1000
+
+
+@pytest.mark.parametrize(
+    "kind, text",
+    [("Float", "nan"), ("Float", "inf"), ("Float", "1e999"), ("Integer", "1_0"), ("Integer", " 7")],
+)
+def test_parameter_values_python_reads_but_the_service_does_not_are_refused(
+    kind: str, text: str
+) -> None:
+    parsed = parse_definition(
+        definition(step("A"), parameters=[{"Name": "X", "Type": kind, "DefaultValue": 1}])
+    )
+    with pytest.raises(ValidationException, match=f"'{text}' is not a valid {kind} value"):
+        resolve_parameters(parsed, [{"Name": "X", "Value": text}])
+
+
+def test_a_definition_with_nan_or_infinity_is_not_json() -> None:
+    for constant in ("NaN", "Infinity", "-Infinity"):
+        text = definition(step("A")).replace(
+            '"Parameters": []', f'"Parameters": [], "X": {constant}'
+        )
+        with pytest.raises(ValidationException, match="PipelineDefinition is not valid JSON"):
+            parse_definition(text)
