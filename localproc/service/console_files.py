@@ -21,6 +21,8 @@ from localproc.errors import ResourceNotFound, ValidationException
 MAX_LISTED_FILES = 1000  # per output and instance: a page lists, it does not inventory
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_O_PATH = getattr(os, "O_PATH", 0)  # Linux: a handle to check a file by, opening nothing
+_PROC_FDS = "/proc/self/fd"
 
 
 def check_parts(parts: Sequence[str]) -> list[str]:
@@ -48,7 +50,7 @@ def open_inside(root: Path, parts: Sequence[str]) -> tuple[BinaryIO, int]:
             next_fd = os.open(name, _DIR_FLAGS, dir_fd=fd)
             os.close(fd)
             fd = next_fd
-        file_fd = os.open(names[-1], _FILE_FLAGS, dir_fd=fd)
+        file_fd = _open_regular(names[-1], fd)
     except OSError:
         raise _not_found(names) from None
     finally:
@@ -59,6 +61,24 @@ def open_inside(root: Path, parts: Sequence[str]) -> tuple[BinaryIO, int]:
         raise _not_found(names)
     os.set_blocking(file_fd, True)
     return os.fdopen(file_fd, "rb"), info.st_size
+
+
+def _open_regular(name: str, dir_fd: int) -> int:
+    """`name` in `dir_fd` opened for reading only when it is a regular file, checked before
+    it is opened: opening acts on a FIFO (its writer goes on) or a device node. On Linux the
+    check holds against a swap (an O_PATH handle is checked, then reopened through /proc);
+    elsewhere it is lstat then open, and the caller's fstat still refuses what was swapped in."""
+    if _O_PATH and os.path.isdir(_PROC_FDS):
+        probe = os.open(name, _O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+        try:
+            if not stat.S_ISREG(os.fstat(probe).st_mode):
+                raise OSError(f"{name} is not a regular file")
+            return os.open(f"{_PROC_FDS}/{probe}", os.O_RDONLY | os.O_CLOEXEC)
+        finally:
+            os.close(probe)
+    if not stat.S_ISREG(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+        raise OSError(f"{name} is not a regular file")
+    return os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
 
 
 def list_files(root: Path, limit: int = MAX_LISTED_FILES) -> tuple[list[dict[str, object]], bool]:

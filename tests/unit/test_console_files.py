@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,27 @@ def test_the_listing_stops_at_its_limit(job: Path) -> None:
         (out / f"f{index:02}").write_text("x")
     files, cut = list_files(out, limit=5)
     assert cut and len(files) == 5
+
+
+def test_a_special_file_is_refused_without_being_opened(job: Path) -> None:
+    """Opening is an act: opening a FIFO for reading releases the container's writer waiting on
+    it, and a device node (a container has CAP_MKNOD) may act when opened (a watchdog, a tape).
+    So the type is checked before anything is opened for reading: here the writer stays
+    blocked in its open, because no reader ever came."""
+    fifo = job / "algo-1" / "outputs" / "out" / "pipe"
+    os.mkfifo(fifo)
+    opened = threading.Event()
+
+    def writer() -> None:
+        with open(fifo, "wb"):  # blocks until a reader opens the FIFO
+            opened.set()
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(ResourceNotFound):
+            open_inside(job, ["algo-1", "outputs", "out", "pipe"])
+        assert not opened.wait(0.5), "the FIFO was opened for reading"
+    finally:
+        os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))  # release the writer
+        thread.join(5)
