@@ -91,9 +91,9 @@ def test_the_listing_stops_at_its_limit(job: Path) -> None:
 
 def test_a_special_file_is_refused_without_being_opened(job: Path) -> None:
     """Opening is an act: opening a FIFO for reading releases the container's writer waiting on
-    it, and a device node (a container has CAP_MKNOD) may act when opened (a watchdog, a tape).
-    So the type is checked before anything is opened for reading: here the writer stays
-    blocked in its open, because no reader ever came."""
+    it (and a device node, which containers cannot make as they run without CAP_MKNOD, may act
+    when opened). So the type is checked before anything is opened for reading: here the
+    writer stays blocked in its open, because no reader ever came."""
     fifo = job / "algo-1" / "outputs" / "out" / "pipe"
     os.mkfifo(fifo)
     opened = threading.Event()
