@@ -11,7 +11,8 @@ Safety, because a web page anywhere can make the browser send requests here:
   to learn it, and a custom header cannot be sent cross-origin without a preflight, which is
   never granted. Compared in constant time.
 - Downloads never leave the job's folder and never follow a link (service.console_files).
-- The page is sent with a Content-Security-Policy that allows only its own script and style.
+- The page is sent with a Content-Security-Policy that allows only its own script and style;
+  every other answer with one that sandboxes it (no script, an origin of its own).
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ _PAGE_HEADERS = {
     "X-Frame-Options": "DENY",
 }
 _COMMON_HEADERS = {
+    # Every answer but the page (which replaces this): an output file a container wrote as
+    # HTML, a log, an error, whatever a browser makes of it, runs no script in this origin.
+    "Content-Security-Policy": "default-src 'none'; sandbox; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",

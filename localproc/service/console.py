@@ -25,6 +25,8 @@ from localproc.service.console_files import list_files, open_inside
 from localproc.service.jobs import actual_cost, list_jobs, log_files
 
 LOG_CHUNK_BYTES = 256 * 1024  # one answer's worth of log: the page asks again for more
+MAX_LOG_OFFSET = 1 << 62  # past any file; a larger offset cannot even be sought to
+SHOWN_OBJECTS = 50  # per input and instance: the page is fetched again every few seconds
 MAX_TABLE_ROWS = 100  # ListProcessingJobs's own page size limit
 DAMAGED = "(damaged record)"
 
@@ -87,7 +89,7 @@ def job_page(store: JobStore, name: str, now: float | None = None) -> dict[str, 
         "Usage": usage_view(store, name, hosts, record, plan),
         "Inputs": _inputs(plan),
         "Outputs": _outputs(store, name, hosts, described, plan),
-        "Plan": plan,
+        "Plan": _shown_plan(plan),
         "UsageLines": record.usage_lines,
     }
 
@@ -142,7 +144,8 @@ def usage_view(
 
 
 def _inputs(plan: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """Per instance, per input: mode, object count, bytes, and the objects of its shard."""
+    """Per instance, per input: mode, object count, bytes, and the objects of its shard. The
+    plan is a file that may be damaged: what is not of its shape is left out."""
     if plan is None:
         return []
     return [
@@ -153,12 +156,36 @@ def _inputs(plan: dict[str, Any] | None) -> list[dict[str, Any]]:
                     key: item.get(key)
                     for key in ("InputName", "LocalPath", "Mode", "ObjectCount", "Bytes")
                 }
-                | {"Objects": [o.get("S3Uri") for o in (item.get("Objects") or [])[:50]]}
-                for item in instance.get("Inputs", [])
+                | {"Objects": [o.get("S3Uri") for o in _dicts(_objects(item)[:SHOWN_OBJECTS])]}
+                for item in _dicts(instance.get("Inputs"))
             ],
         }  # fmt: skip
-        for instance in plan.get("InstancePlans", [])
+        for instance in _dicts(plan.get("InstancePlans"))
     ]
+
+
+def _shown_plan(plan: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The plan as the page shows it: each input's object list cut to its first SHOWN_OBJECTS
+    (ObjectCount says how many there are), so that a job reading a million objects does not make
+    every poll of its page megabytes."""
+    if plan is None or not isinstance(plan.get("InstancePlans"), list):
+        return plan
+    instances = [
+        instance | {"Inputs": [item | {"Objects": _objects(item)[:SHOWN_OBJECTS]}
+                               for item in _dicts(instance.get("Inputs"))]}
+        if isinstance(instance, dict) else instance
+        for instance in plan["InstancePlans"]
+    ]  # fmt: skip
+    return plan | {"InstancePlans": instances}
+
+
+def _objects(item: dict[str, Any]) -> list[Any]:
+    objects = item.get("Objects")
+    return objects if isinstance(objects, list) else []
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
 def _outputs(
@@ -227,8 +254,8 @@ def log_piece(
     line when more follows: {Text, Offset (where to ask next), Ended (the job has ended)}."""
     files = log_files(store, name, host)  # ValidationException for a host not of the job
     ended = JobRecord.from_dict(store.load(name)).status.ended
-    if offset < 0:
-        raise ValidationException.single("offset must not be negative.")
+    if not 0 <= offset <= MAX_LOG_OFFSET:
+        raise ValidationException.single(f"offset must be from 0 to {MAX_LOG_OFFSET}.")
     try:
         fd = os.open(files[0], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:

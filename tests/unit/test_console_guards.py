@@ -93,3 +93,87 @@ def test_a_file_name_cannot_forge_a_header() -> None:
     assert "\r" not in header and "\n" not in header
     assert header.startswith('attachment; filename="evil___Set-Cookie__a_b.txt"; ')
     assert header.endswith("filename*=UTF-8''evil%22%0D%0ASet-Cookie%3A%20a%3Db.txt")
+
+
+@pytest.fixture
+def recorded(console: Console) -> str:
+    """A recorded job with algo-1's log and a plan whose input lists 100,000 objects."""
+    name = "review-job"
+    store = console.store
+    store.claim(name, "arn")
+    store.create(
+        name,
+        {
+            "ProcessingJobName": name,
+            "ProcessingJobArn": f"arn:aws:sagemaker:us-east-1:000000000000:processing-job/{name}",
+            "ProcessingJobStatus": "Completed",
+            "CreationTime": "2026-12-01T10:00:00.000+00:00",
+            "ProcessingResources": {
+                "ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large",
+                                  "VolumeSizeInGB": 1}
+            },
+        },
+    )  # fmt: skip
+    folder = store.folder(name)
+    folder.log("algo-1").parent.mkdir(parents=True, exist_ok=True)
+    folder.log("algo-1").write_text("one\ntwo\n")
+    objects = [{"S3Uri": f"s3://b/k/{i:06d}", "Path": f"k/{i:06d}"} for i in range(100_000)]
+    folder.plan.parent.mkdir(parents=True, exist_ok=True)
+    folder.plan.write_text(
+        json.dumps({"InstancePlans": [{"Host": "algo-1", "Inputs": [
+            {"InputName": "in", "ObjectCount": len(objects), "Objects": objects}]}]})
+    )  # fmt: skip
+    return name
+
+
+def test_an_offset_past_any_file_is_an_error_not_a_crash(console: Console, recorded: str) -> None:
+    host = f"127.0.0.1:{PORT}"
+    for offset in ("99999999999999999999999", "-1", "1e3"):
+        answer = console.get(f"/console/api/jobs/{recorded}/logs/algo-1?offset={offset}", host)
+        assert answer.status == 400, offset
+    answer = console.get(f"/console/api/jobs/{recorded}/logs/algo-1?offset=4", host)
+    assert json.loads(answer.body)["Text"] == "two\n"
+
+
+def test_the_job_page_polled_while_a_job_runs_stays_small_whatever_its_inputs(
+    console: Console, recorded: str
+) -> None:
+    """The page asks for the job every 1.5 s: a plan that names every object of a large input
+    would be megabytes each time. Each input's objects are cut to a few, with their count."""
+    answer = console.get(f"/console/api/jobs/{recorded}", f"127.0.0.1:{PORT}")
+    assert answer.status == 200
+    assert len(answer.body) < 100_000, len(answer.body)
+    shown = json.loads(answer.body)["Plan"]["InstancePlans"][0]["Inputs"][0]
+    assert shown["ObjectCount"] == 100_000 and 0 < len(shown["Objects"]) <= 50
+
+
+def test_every_answer_but_the_page_is_sandboxed(console: Console, recorded: str) -> None:
+    """Whatever a browser makes of an answer that is not the page (an output file a container
+    wrote as HTML, a log, an error), it runs no script in the console's origin, which could
+    read the token."""
+    host = f"127.0.0.1:{PORT}"
+    for path in (
+        "/console/api/jobs",
+        f"/console/api/jobs/{recorded}/logs/algo-1",
+        "/console/api/jobs/missing",
+        "/console/nothing",
+        "/console/static/console.js",
+    ):
+        answer = console.get(path, host)
+        policy = answer.headers.get("Content-Security-Policy", "")
+        assert "sandbox" in policy and "default-src 'none'" in policy, path
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    assert "sandbox" not in console.get("/", host).headers["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize(
+    "plan",
+    ['{"InstancePlans": [1, {"Host": "algo-1", "Inputs": [1, {"Objects": [1, null]}]}]}',
+     '{"InstancePlans": {"a": 1}}', '{"InstancePlans": [{"Inputs": {"x": 1}}]}', "[1]"],
+)  # fmt: skip
+def test_a_damaged_plan_does_not_break_the_job_page(
+    console: Console, recorded: str, plan: str
+) -> None:
+    console.store.folder(recorded).plan.write_text(plan)
+    answer = console.get(f"/console/api/jobs/{recorded}", f"127.0.0.1:{PORT}")
+    assert answer.status == 200, answer.body
