@@ -96,6 +96,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def sole_host(headers: Any) -> str | None:
+    """The request's Host header, or None when it has none or more than one (RFC 9112 §3.2:
+    answered 400; taking the first would let a proxy in between choose the name checked)."""
+    hosts = headers.get_all("Host") or []
+    return hosts[0] if len(hosts) == 1 else None
+
+
 def is_console_path(path: str) -> bool:
     return path == "/" or path.startswith(PREFIX) or path.startswith("/?")
 

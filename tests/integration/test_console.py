@@ -369,3 +369,22 @@ def test_the_api_on_loopback_refuses_a_foreign_host_so_a_rebinding_page_cannot_c
     assert refused.startswith(b"HTTP/1.1 400") and b'"__type": "ForeignHost"' in refused
     jobs = localproc.state_dir / "jobs"
     assert not jobs.is_dir() or not [p for p in jobs.iterdir() if not p.name.startswith(".")]
+
+
+def test_a_request_naming_two_hosts_is_refused_whichever_comes_first(
+    server: ServerProcess,
+) -> None:
+    """RFC 9112 §3.2: a request with more than one Host is answered 400. Taking the first would
+    let whatever sits between the browser and the server (a proxy that appends its own) decide
+    which name is checked."""
+    listing = json.dumps({"MaxResults": 1}).encode()
+    for first, second in ((b"127.0.0.1", b"rebound.example"), (b"rebound.example", b"127.0.0.1")):
+        hosts = b"Host: %s\r\nHost: %s\r\n" % (first, second)
+        page = raw_http(server.url, b"GET / HTTP/1.1\r\n%sConnection: close\r\n\r\n" % hosts)
+        assert page.startswith(b"HTTP/1.1 400") and b"ForeignHost" in page, page[:200]
+        api = raw_http(
+            server.url,
+            b"POST / HTTP/1.1\r\n%sX-Amz-Target: SageMaker.ListProcessingJobs\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (hosts, len(listing), listing),
+        )
+        assert api.startswith(b"HTTP/1.1 400") and b"ForeignHost" in api, api[:200]

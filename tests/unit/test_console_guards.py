@@ -4,13 +4,16 @@ routes; the served endpoint is driven in a real browser by tests/integration/tes
 
 from __future__ import annotations
 
+import http.client
+import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from localproc.records.store import JobStore
-from localproc.serve.console import Console, attachment
+from localproc.serve.console import Console, attachment, sole_host
 
 PORT = 8765
 
@@ -177,3 +180,12 @@ def test_a_damaged_plan_does_not_break_the_job_page(
     console.store.folder(recorded).plan.write_text(plan)
     answer = console.get(f"/console/api/jobs/{recorded}", f"127.0.0.1:{PORT}")
     assert answer.status == 200, answer.body
+
+
+def test_only_a_sole_host_header_counts() -> None:
+    def headers(text: str) -> Any:
+        return http.client.parse_headers(io.BytesIO(text.encode() + b"\r\n"))
+
+    assert sole_host(headers("Host: 127.0.0.1:80\r\n")) == "127.0.0.1:80"
+    assert sole_host(headers("Accept: */*\r\n")) is None
+    assert sole_host(headers("Host: 127.0.0.1\r\nHost: rebound.example\r\n")) is None
