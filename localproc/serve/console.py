@@ -58,6 +58,10 @@ _COMMON_HEADERS = {
     "Cache-Control": "no-store",
 }
 DOWNLOAD_CHUNK = 64 * 1024
+# An answer must be taken within the server's WRITE_SECONDS, which would cut an output file
+# larger than the client takes in that time: a file earns one more second per this many bytes.
+# A client that takes nothing for WRITE_PROGRESS_SECONDS is still dropped.
+DOWNLOAD_BYTES_PER_SECOND = 1 << 20
 # A Host header: a name or IPv4 address, or an IPv6 address in brackets, and a port. Nothing
 # else (no user info, no path): what does not match is refused.
 _HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::([0-9]{1,5}))?")
@@ -219,6 +223,9 @@ def write_answer(handler: Any, answer: Answer) -> None:
             handler.wfile.write(answer.body)
             return
         remaining = answer.length or 0
+        allow_more = getattr(handler.wfile, "allow_more", None)
+        if allow_more is not None:
+            allow_more(remaining / DOWNLOAD_BYTES_PER_SECOND)
         while remaining > 0:
             chunk = answer.stream.read(min(DOWNLOAD_CHUNK, remaining))
             if not chunk:  # the file shrank while sent: the connection cannot carry more

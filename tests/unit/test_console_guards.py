@@ -7,13 +7,24 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import os
+import socket
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from localproc.records.store import JobStore
-from localproc.serve.console import Console, attachment, sole_host
+from localproc.serve import http_budgets
+from localproc.serve.console import (
+    DOWNLOAD_BYTES_PER_SECOND,
+    Answer,
+    Console,
+    attachment,
+    sole_host,
+    write_answer,
+)
 
 PORT = 8765
 
@@ -189,3 +200,49 @@ def test_only_a_sole_host_header_counts() -> None:
     assert sole_host(headers("Host: 127.0.0.1:80\r\n")) == "127.0.0.1:80"
     assert sole_host(headers("Accept: */*\r\n")) is None
     assert sole_host(headers("Host: 127.0.0.1\r\nHost: rebound.example\r\n")) is None
+
+
+class _Handler:
+    """What write_answer uses of a BaseHTTPRequestHandler: the head is not looked at here."""
+
+    def __init__(self, wfile: Any) -> None:
+        self.wfile, self.close_connection = wfile, False
+
+    def send_response(self, status: int) -> None:
+        pass
+
+    def send_header(self, key: str, value: str) -> None:
+        pass
+
+    def end_headers(self) -> None:
+        pass
+
+
+def test_a_large_download_gets_time_in_proportion_to_its_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An answer must be taken within WRITE_SECONDS, which would cut any output file larger than
+    what the client can take in that time (30 s). A file streamed out gets more time, in
+    proportion to its length. Here the fixed allowance is nothing at all, so the file goes out
+    only on the time its length earns."""
+    monkeypatch.setattr(http_budgets, "WRITE_SECONDS", 0.0)
+    data = os.urandom(DOWNLOAD_BYTES_PER_SECOND)  # one second's worth
+    (tmp_path / "big.bin").write_bytes(data)
+    ours, theirs = socket.socketpair()
+    received = bytearray()
+
+    def client() -> None:
+        while chunk := theirs.recv(65536):
+            received.extend(chunk)
+
+    reader = threading.Thread(target=client)
+    reader.start()
+    try:
+        with open(tmp_path / "big.bin", "rb") as stream:
+            answer = Answer(200, "application/octet-stream", stream=stream, length=len(data))
+            write_answer(_Handler(http_budgets._ProgressWriter(ours)), answer)
+    finally:
+        ours.close()
+        reader.join(10)
+        theirs.close()
+    assert bytes(received) == data
