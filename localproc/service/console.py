@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from localproc.catalog.instance_types import instance_type, smallest_fitting
 from localproc.errors import DamagedRecord, ResourceNotFound, ValidationException
 from localproc.execution.leftovers import load_reconciled
-from localproc.records.layout import OUTPUTS_DIR
+from localproc.records.layout import OUTPUTS_DIR, JobFolder
 from localproc.records.listing import ListQuery
 from localproc.records.record import JobRecord
 from localproc.records.store import JobStore
@@ -116,7 +119,7 @@ def usage_view(
     folder = store.folder(name)
     instances = {}
     for host in hosts:
-        points = downsample(read_usage_series(folder, host))
+        points = CHARTS.points(folder, host)
         recorded = record.instance_usage.get(host)
         top = max(
             [
@@ -141,6 +144,49 @@ def usage_view(
         "ContainerCpuLimit": held_cpus if held_cpus != cpu_limit else None,
         "Instances": instances,
     }
+
+
+class ChartCache:
+    """Each instance's chart points, kept per usage file. A series grows to MAX_SERIES_BYTES
+    (days at a sample a second), which takes seconds to read and bring down to points, and the
+    page asks every 1.5 s: an unchanged file is not read again, and a growing one at most once
+    per REREAD_FACTOR times what its last read cost, so following a long job's page costs the
+    server a tenth of a core at most. Thread-safe (the server's workers share it)."""
+
+    REREAD_FACTOR = 10
+    MAX_FILES = 64
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        # path -> (the file's identity when read, when read, what the read cost, the points)
+        self._kept: dict[Path, tuple[Any, float, float, list[dict[str, Any]]]] = {}
+
+    def points(self, folder: JobFolder, host: str) -> list[dict[str, Any]]:
+        path = folder.usage_series(host)
+        try:
+            info = os.stat(path, follow_symlinks=False)
+            identity: Any = (info.st_ino, info.st_size, info.st_mtime_ns)
+        except OSError:
+            identity = None
+        with self._lock:
+            kept = self._kept.get(path)
+        if kept is not None:
+            kept_identity, read_at, cost, points = kept
+            if kept_identity == identity or self._clock() - read_at < self.REREAD_FACTOR * cost:
+                return points
+        started = self._clock()
+        points = downsample(read_usage_series(folder, host))
+        ended = self._clock()
+        with self._lock:
+            self._kept.pop(path, None)
+            self._kept[path] = (identity, ended, ended - started, points)
+            while len(self._kept) > self.MAX_FILES:  # the least recently read goes
+                del self._kept[next(iter(self._kept))]
+        return points
+
+
+CHARTS = ChartCache()
 
 
 def _inputs(plan: dict[str, Any] | None) -> list[dict[str, Any]]:

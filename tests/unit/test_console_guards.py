@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from localproc.records.store import JobStore
+from localproc.records.telemetry import read_usage_series
 from localproc.serve import http_budgets
 from localproc.serve.console import (
     DOWNLOAD_BYTES_PER_SECOND,
@@ -25,6 +26,7 @@ from localproc.serve.console import (
     sole_host,
     write_answer,
 )
+from localproc.service import console as views
 
 PORT = 8765
 
@@ -246,3 +248,41 @@ def test_a_large_download_gets_time_in_proportion_to_its_size(
         reader.join(10)
         theirs.close()
     assert bytes(received) == data
+
+
+class _SlowReads:
+    """A clock that a read of the usage series moves on by one second, and a count of reads."""
+
+    def __init__(self) -> None:
+        self.now, self.reads = 1000.0, 0
+
+    def clock(self) -> float:
+        return self.now
+
+    def read(self, folder: Any, host: str) -> list[dict[str, Any]]:
+        self.reads += 1
+        self.now += 1.0
+        return read_usage_series(folder, host)
+
+
+def test_a_long_usage_series_is_not_read_again_on_every_poll(
+    console: Console, recorded: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A series file grows to 32 MB (days at one sample a second), which takes seconds to read
+    and bring down to chart points; the page asks every 1.5 s. Unchanged, it is read once; while
+    it grows, it is read again at most once per ten times what a read costs."""
+    slow = _SlowReads()
+    monkeypatch.setattr(views, "read_usage_series", slow.read)
+    charts = views.ChartCache(clock=slow.clock)
+    folder = console.store.folder(recorded)
+    series = folder.usage_series("algo-1")
+    series.write_text('{"T": 1000, "MemoryBytes": 5}\n')
+    first = charts.points(folder, "algo-1")
+    assert charts.points(folder, "algo-1") == first and slow.reads == 1  # unchanged
+    with series.open("a") as growing:
+        growing.write('{"T": 1001, "MemoryBytes": 9}\n')
+    slow.now += 5  # 5 s after a read that cost 1 s: the last points still do
+    assert charts.points(folder, "algo-1") == first and slow.reads == 1
+    slow.now += 6
+    assert [p["MemoryBytes"] for p in charts.points(folder, "algo-1")] == [5, 9]
+    assert slow.reads == 2
