@@ -297,7 +297,10 @@ def log_piece(
     store: JobStore, name: str, host: str, offset: int, limit: int = LOG_CHUNK_BYTES
 ) -> dict[str, Any]:
     """The instance's log from byte `offset`, at most `limit` bytes, cut after its last whole
-    line when more follows: {Text, Offset (where to ask next), Ended (the job has ended)}."""
+    line when more follows: {Text, Offset (where to ask next), Ended (the job has ended),
+    Skipped}. A reader more than `limit` behind is brought to the last `limit` bytes, from the
+    start of a line, and Skipped says how many bytes it missed: the page follows the end of a
+    million-line log rather than walk it from the top (`localproc logs` has every line)."""
     files = log_files(store, name, host)  # ValidationException for a host not of the job
     ended = JobRecord.from_dict(store.load(name)).status.ended
     if not 0 <= offset <= MAX_LOG_OFFSET:
@@ -305,13 +308,19 @@ def log_piece(
     try:
         fd = os.open(files[0], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
-        return {"Text": "", "Offset": offset, "Ended": ended}
+        return {"Text": "", "Offset": offset, "Ended": ended, "Skipped": 0}
     except OSError:
-        return {"Text": "", "Offset": offset, "Ended": ended}
+        return {"Text": "", "Offset": offset, "Ended": ended, "Skipped": 0}
     with os.fdopen(fd, "rb") as handle:
         if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            return {"Text": "", "Offset": offset, "Ended": ended}
-        handle.seek(offset)
+            return {"Text": "", "Offset": offset, "Ended": ended, "Skipped": 0}
+        size = os.fstat(handle.fileno()).st_size
+        skipped = 0
+        if size - offset > limit:
+            handle.seek(size - limit)
+            cut_line = handle.readline(limit)  # the line the jump lands in: not shown whole
+            skipped = size - limit + len(cut_line) - offset
+        handle.seek(offset + skipped)
         data = handle.read(limit)
         more = len(handle.read(1)) > 0
     if not (ended and not more):
@@ -319,8 +328,9 @@ def log_piece(
         data = data[: cut + 1] if cut >= 0 else (data if len(data) >= limit else b"")
     return {
         "Text": data.decode("utf-8", errors="replace"),
-        "Offset": offset + len(data),
+        "Offset": offset + skipped + len(data),
         "Ended": ended and not more,
+        "Skipped": skipped,
     }
 
 

@@ -388,3 +388,28 @@ def test_a_request_naming_two_hosts_is_refused_whichever_comes_first(
             b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (hosts, len(listing), listing),
         )
         assert api.startswith(b"HTTP/1.1 400") and b"ForeignHost" in api, api[:200]
+
+
+def test_a_long_log_is_followed_from_its_end_with_the_gap_said(
+    server: ServerProcess, browser: Any, s3: Any, localproc: Localproc, tmp_path: Path
+) -> None:
+    """A container that prints far more than one answer of log (here 100,000 lines): the page
+    shows its end at once, says how much it did not show and where to get it, rather than walk
+    the log from its first line 256 KiB a poll."""
+    bucket = s3.make_bucket()
+    name = unique_name("console-longlog")
+    script = "import sys\nsys.stdout.write(''.join(f'line {i:07d}\\n' for i in range(100000)))\n"
+    sagemaker_client(server.url).create_processing_job(**script_job(s3, bucket, name, script))
+    wait_for(lambda: localproc.record(name)["ProcessingJobStatus"] == "Completed", 120)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{server.url}/#/job/{name}")
+    page.wait_for_function(
+        "document.getElementById('log-algo-1') && "
+        "document.getElementById('log-algo-1').textContent.includes('line 0099999')",
+        timeout=30_000,
+    )
+    shown = page.locator("#log-algo-1").text_content() or ""
+    assert "line 0000000" not in shown
+    assert f"of output not shown here: localproc logs {name} --instance algo-1 has it" in shown
+    assert "algo-1 | [" in (page.locator("#log-merged").text_content() or "")
+    page.screenshot(path=str(tmp_path / "console-long-log.png"), full_page=True)

@@ -286,3 +286,26 @@ def test_a_long_usage_series_is_not_read_again_on_every_poll(
     slow.now += 6
     assert [p["MemoryBytes"] for p in charts.points(folder, "algo-1")] == [5, 9]
     assert slow.reads == 2
+
+
+def test_a_log_far_longer_than_one_answer_is_followed_from_its_end(
+    console: Console, recorded: str
+) -> None:
+    """A million-line log would take the page hundreds of polls from byte 0, and hold it all.
+    Behind by more than one answer, the reader is brought to the last answer's worth, from a
+    line's start, and told how much it skipped; close behind, it gets the next piece."""
+    log = console.store.folder(recorded).log("algo-1")
+    lines = [f"line {i:07d}\n".encode() for i in range(100_000)]
+    log.write_bytes(b"".join(lines))
+    size = log.stat().st_size
+    host = f"127.0.0.1:{PORT}"
+    piece = json.loads(console.get(f"/console/api/jobs/{recorded}/logs/algo-1?offset=0", host).body)
+    assert piece["Text"].endswith("line 0099999\n") and piece["Text"].startswith("line ")
+    assert len(piece["Text"]) <= views.LOG_CHUNK_BYTES
+    assert piece["Skipped"] == size - len(piece["Text"]) and piece["Offset"] == size
+    assert piece["Ended"]
+    near = size - 3 * len(lines[0])
+    piece = json.loads(
+        console.get(f"/console/api/jobs/{recorded}/logs/algo-1?offset={near}", host).body
+    )
+    assert piece["Skipped"] == 0 and piece["Text"] == "line 0099997\nline 0099998\nline 0099999\n"
