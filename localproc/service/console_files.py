@@ -83,8 +83,9 @@ def _open_regular(name: str, dir_fd: int) -> int:
 
 def list_files(root: Path, limit: int = MAX_LISTED_FILES) -> tuple[list[dict[str, object]], bool]:
     """The regular files under `root` (paths relative to it, sizes), walked without following
-    links; a link is listed as one, not served. Sorted by path; (files, whether the list was cut
-    at `limit`)."""
+    links; a link is listed as one, not served, and so is a file whose name is not UTF-8
+    (Kind `unnamed`, U+FFFD in place of the bad bytes). Sorted by path; (files, whether the
+    list was cut at `limit`)."""
     found: list[dict[str, object]] = []
     pending = [""]
     while pending:
@@ -98,13 +99,15 @@ def list_files(root: Path, limit: int = MAX_LISTED_FILES) -> tuple[list[dict[str
             path = f"{relative}/{entry.name}" if relative else entry.name
             try:
                 if entry.is_symlink():
-                    found.append({"Path": path, "Bytes": None, "Kind": "link"})
+                    found.append({"Path": _readable(path), "Bytes": None, "Kind": "link"})
                 elif entry.is_dir(follow_symlinks=False):
                     pending.append(path)
                     continue
                 elif entry.is_file(follow_symlinks=False):
                     size = entry.stat(follow_symlinks=False).st_size
-                    found.append({"Path": path, "Bytes": size, "Kind": "file"})
+                    shown = _readable(path)
+                    kind = "file" if shown == path else "unnamed"  # no URL can name it
+                    found.append({"Path": shown, "Bytes": size, "Kind": kind})
                 else:
                     continue
             except OSError:
@@ -112,6 +115,16 @@ def list_files(root: Path, limit: int = MAX_LISTED_FILES) -> tuple[list[dict[str
             if len(found) >= limit:
                 return sorted(found, key=lambda f: str(f["Path"])), True
     return sorted(found, key=lambda f: str(f["Path"])), False
+
+
+def _readable(path: str) -> str:
+    """`path` as UTF-8 can carry it: bytes a container put in a name that are not UTF-8 reach
+    Python as lone surrogates, which the page cannot put in a URL; they show as U+FFFD."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return path
 
 
 def _not_found(names: Sequence[str]) -> ResourceNotFound:

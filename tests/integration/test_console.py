@@ -5,6 +5,7 @@ endpoint and the real Docker engine. Screenshots of each page land in the test's
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -283,6 +284,60 @@ def test_the_console_follows_a_failing_three_instance_job_and_stops_a_running_on
     assert "InternalFailure" not in server.log()
 
 
+# A hostile container: file names that are markup and not UTF-8 (which fails the job: S3 keys
+# are UTF-8), an HTML page that would read the console's token, and log lines that are markup.
+WRITES_TRAPS = r"""
+import os
+out = b'/opt/ml/processing/output'
+open(os.path.join(out, b'page.html'), 'w').write(
+    '<script>parent.document.title = document.title = "pwned " + '
+    'document.cookie</script><h1>rendered</h1>')
+open(os.path.join(out, b'<img src=x onerror="document.title=1">.txt'), 'w').write('markup')
+open(os.path.join(out, b'bad\xff\xfe.txt'), 'w').write('not utf-8')
+print('<img src=x onerror="document.title=2"> in the log', flush=True)
+print('log ends', flush=True)
+"""
+
+
+def test_a_hostile_containers_outputs_and_logs_neither_break_nor_script_the_page(
+    server: ServerProcess, browser: Any, s3: Any, localproc: Localproc, tmp_path: Path
+) -> None:
+    bucket = s3.make_bucket()
+    name = unique_name("console-traps")
+    sagemaker_client(server.url).create_processing_job(**script_job(s3, bucket, name, WRITES_TRAPS))
+    ended = ("Completed", "Failed", "Stopped")
+    wait_for(lambda: localproc.record(name)["ProcessingJobStatus"] in ended, 120, "the job")
+    # S3 takes no key that is not UTF-8: the upload fails the job, the local copy stays.
+    record = localproc.record(name)
+    assert record["ProcessingJobStatus"] == "Failed", record.get("FailureReason")
+    assert "not valid UTF-8" in record["FailureReason"]
+    page = browser.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(f"{server.url}/#/job/{name}")
+    # The page draws on past the name that is not UTF-8: its outputs, then its logs.
+    page.wait_for_function(
+        "() => document.getElementById('log-algo-1') && "
+        "document.getElementById('log-algo-1').textContent.includes('log ends')",
+        timeout=30_000,
+    )
+    outputs = page.locator("#outputs").inner_text()
+    assert "bad\ufffd\ufffd.txt (its name is not UTF-8: not served)" in outputs
+    assert '<img src=x onerror="document.title=1">.txt' in outputs
+    assert page.locator("#outputs img").count() == 0 and page.locator("#logs img").count() == 0
+    # The HTML file is a download, never a page in the console's origin.
+    link = page.locator('a.download[data-path="page.html"]')
+    url = f"{server.url}{link.get_attribute('href')}"
+    viewer = browser.new_page()
+    # chromium aborts the navigation, as it downloads: goto raises, which is expected here.
+    with viewer.expect_download() as download, contextlib.suppress(Exception):
+        viewer.goto(url)
+    assert "rendered" not in viewer.content()
+    assert download.value.suggested_filename == "page.html"
+    assert "pwned" not in page.title() and "pwned" not in viewer.title() and not dialogs
+    assert page.title() == "localproc console"
+
+
 def test_a_link_a_container_planted_in_its_outputs_cannot_be_downloaded(
     server: ServerProcess, s3: Any, localproc: Localproc, tmp_path: Path
 ) -> None:
@@ -404,7 +459,7 @@ def test_a_long_log_is_followed_from_its_end_with_the_gap_said(
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.goto(f"{server.url}/#/job/{name}")
     page.wait_for_function(
-        "document.getElementById('log-algo-1') && "
+        "() => document.getElementById('log-algo-1') && "
         "document.getElementById('log-algo-1').textContent.includes('line 0099999')",
         timeout=30_000,
     )

@@ -111,3 +111,18 @@ def test_a_special_file_is_refused_without_being_opened(job: Path) -> None:
     finally:
         os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))  # release the writer
         thread.join(5)
+
+
+def test_a_file_name_that_is_not_utf8_is_listed_readably_and_not_offered(job: Path) -> None:
+    """A container names files with any bytes. Such a name reaches Python as lone surrogates,
+    which JSON carries but the page cannot put in a URL (encodeURIComponent throws, and the
+    job page stopped drawing there: no outputs, no logs). It is listed with U+FFFD in place of
+    the bad bytes and not offered for download (no request could name it anyway)."""
+    out = job / "algo-1" / "outputs" / "out"
+    with open(os.path.join(os.fsencode(out), b"bad\xff.txt"), "wb") as handle:
+        handle.write(b"x")
+    files, _ = list_files(out)
+    odd = [f for f in files if str(f["Path"]).startswith("bad")]
+    assert odd == [{"Path": "bad\ufffd.txt", "Bytes": 1, "Kind": "unnamed"}]
+    for listed in files:
+        str(listed["Path"]).encode("utf-8")  # raises on a lone surrogate

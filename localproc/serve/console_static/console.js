@@ -226,7 +226,7 @@ function outputs(page) {
         ? el("a", { class: "download", download: file.Path.split("/").pop(), "data-host": out.Host,
           "data-output": out.OutputName, "data-path": file.Path,
           href: `/console/api/jobs/${encodeURIComponent(page.Described.ProcessingJobName)}/files/${encodeURIComponent(out.Host)}/${encodeURIComponent(out.OutputName)}/${file.Path.split("/").map(encodeURIComponent).join("/")}` }, file.Path)
-        : el("span", { class: "link" }, `${file.Path} (a link: not served)`),
+        : el("span", { class: "link" }, `${file.Path} (${file.Kind === "link" ? "a link" : "its name is not UTF-8"}: not served)`),
       file.Kind === "file" ? ` ${bytes(file.Bytes)}` : ""))) : el("p", { class: "muted" }, "no files"),
     out.Truncated ? el("p", { class: "muted" }, "(more files not listed)") : null)));
 }
