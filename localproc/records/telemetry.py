@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import stat
 import threading
@@ -138,10 +139,7 @@ def read_usage_series(folder: JobFolder, host: str) -> list[dict[str, float | in
     data = _read_bytes(folder.usage_series(host))
     samples = []
     for raw in (data or b"").splitlines():
-        try:
-            item = json.loads(raw)
-        except ValueError:
-            continue
+        item = _parsed(raw)
         if isinstance(item, dict) and _number(item.get("T")):
             samples.append(
                 {key: item.get(key) if _number(item.get(key)) else None
@@ -157,12 +155,28 @@ def _number(value: object) -> bool:
 
 def _read_json(path: Path) -> Any:
     data = _read_bytes(path)
-    if data is None:
-        return None
+    return None if data is None else _parsed(data)
+
+
+def _parsed(data: bytes) -> Any:
+    """The JSON in `data`, or None when it is damaged. Damage includes what Python's json reads
+    but JSON has not (NaN, Infinity, 1e400), which would make the console's answers invalid
+    JSON, and nesting deep enough to exhaust the parser's recursion."""
     try:
-        return json.loads(data)
-    except ValueError:
+        return json.loads(data, parse_constant=_not_json, parse_float=_finite)
+    except (ValueError, RecursionError):
         return None
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range")
+    return value
 
 
 def _read_bytes(path: Path) -> bytes | None:

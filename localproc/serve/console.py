@@ -11,7 +11,8 @@ Safety, because a web page anywhere can make the browser send requests here:
   to learn it, and a custom header cannot be sent cross-origin without a preflight, which is
   never granted. Compared in constant time.
 - Downloads never leave the job's folder and never follow a link (service.console_files).
-- The page is sent with a Content-Security-Policy that allows only its own script and style.
+- The page is sent with a Content-Security-Policy that allows only its own script and style;
+  every other answer with one that sandboxes it (no script, an origin of its own).
 """
 
 from __future__ import annotations
@@ -49,11 +50,18 @@ _PAGE_HEADERS = {
     "X-Frame-Options": "DENY",
 }
 _COMMON_HEADERS = {
+    # Every answer but the page (which replaces this): an output file a container wrote as
+    # HTML, a log, an error, whatever a browser makes of it, runs no script in this origin.
+    "Content-Security-Policy": "default-src 'none'; sandbox; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
 DOWNLOAD_CHUNK = 64 * 1024
+# An answer must be taken within the server's WRITE_SECONDS, which would cut an output file
+# larger than the client takes in that time: a file earns one more second per this many bytes.
+# A client that takes nothing for WRITE_PROGRESS_SECONDS is still dropped.
+DOWNLOAD_BYTES_PER_SECOND = 1 << 20
 # A Host header: a name or IPv4 address, or an IPv6 address in brackets, and a port. Nothing
 # else (no user info, no path): what does not match is refused.
 _HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::([0-9]{1,5}))?")
@@ -90,6 +98,13 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.split("%")[0]).is_loopback
     except ValueError:
         return False
+
+
+def sole_host(headers: Any) -> str | None:
+    """The request's Host header, or None when it has none or more than one (RFC 9112 §3.2:
+    answered 400; taking the first would let a proxy in between choose the name checked)."""
+    hosts = headers.get_all("Host") or []
+    return hosts[0] if len(hosts) == 1 else None
 
 
 def is_console_path(path: str) -> bool:
@@ -208,6 +223,9 @@ def write_answer(handler: Any, answer: Answer) -> None:
             handler.wfile.write(answer.body)
             return
         remaining = answer.length or 0
+        allow_more = getattr(handler.wfile, "allow_more", None)
+        if allow_more is not None:
+            allow_more(remaining / DOWNLOAD_BYTES_PER_SECOND)
         while remaining > 0:
             chunk = answer.stream.read(min(DOWNLOAD_CHUNK, remaining))
             if not chunk:  # the file shrank while sent: the connection cannot carry more

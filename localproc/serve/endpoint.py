@@ -21,6 +21,7 @@ from localproc.serve.console import (
     Console,
     is_console_path,
     is_loopback,
+    sole_host,
     write_answer,
 )
 from localproc.serve.errors import ApiError
@@ -86,7 +87,7 @@ class _Handler(OneRequestHandler):
 
     def do_POST(self) -> None:
         if self.path.startswith(PREFIX) and self.server.console is not None:
-            host, token = self.headers.get("Host"), self.headers.get(TOKEN_HEADER)
+            host, token = sole_host(self.headers), self.headers.get(TOKEN_HEADER)
             self._console_answer(lambda console: console.post(self.path, host, token))
             return
         self.request_id = str(uuid.uuid4())
@@ -119,7 +120,7 @@ class _Handler(OneRequestHandler):
 
     def do_GET(self) -> None:
         if is_console_path(self.path) and self.server.console is not None:
-            host = self.headers.get("Host")
+            host = sole_host(self.headers)
             self._console_answer(lambda console: console.get(self.path, host))
             return
         self._refuse()
@@ -163,7 +164,7 @@ class _Handler(OneRequestHandler):
 
     def _check_host(self) -> None:
         console = self.server.console
-        host = self.headers.get("Host")
+        host = sole_host(self.headers)
         if self.server.api_host_checked and console and not console.host_allowed(host):
             self.close_connection = True
             raise ApiError("ForeignHost", FOREIGN_HOST_MESSAGE)

@@ -148,6 +148,10 @@ class _ProgressWriter:
                 sent += self._sock.send(view[sent:])
         return len(data)
 
+    def allow_more(self, seconds: float) -> None:
+        """More time for this answer: a file streamed out earns time by its length."""
+        self._deadline += seconds
+
     def flush(self) -> None:
         pass
 

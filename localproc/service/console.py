@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from localproc.catalog.instance_types import instance_type, smallest_fitting
 from localproc.errors import DamagedRecord, ResourceNotFound, ValidationException
 from localproc.execution.leftovers import load_reconciled
-from localproc.records.layout import OUTPUTS_DIR
+from localproc.records.layout import OUTPUTS_DIR, JobFolder
 from localproc.records.listing import ListQuery
 from localproc.records.record import JobRecord
 from localproc.records.store import JobStore
@@ -25,6 +28,8 @@ from localproc.service.console_files import list_files, open_inside
 from localproc.service.jobs import actual_cost, list_jobs, log_files
 
 LOG_CHUNK_BYTES = 256 * 1024  # one answer's worth of log: the page asks again for more
+MAX_LOG_OFFSET = 1 << 62  # past any file; a larger offset cannot even be sought to
+SHOWN_OBJECTS = 50  # per input and instance: the page is fetched again every few seconds
 MAX_TABLE_ROWS = 100  # ListProcessingJobs's own page size limit
 DAMAGED = "(damaged record)"
 
@@ -87,7 +92,7 @@ def job_page(store: JobStore, name: str, now: float | None = None) -> dict[str, 
         "Usage": usage_view(store, name, hosts, record, plan),
         "Inputs": _inputs(plan),
         "Outputs": _outputs(store, name, hosts, described, plan),
-        "Plan": plan,
+        "Plan": _shown_plan(plan),
         "UsageLines": record.usage_lines,
     }
 
@@ -114,7 +119,7 @@ def usage_view(
     folder = store.folder(name)
     instances = {}
     for host in hosts:
-        points = downsample(read_usage_series(folder, host))
+        points = CHARTS.points(folder, host)
         recorded = record.instance_usage.get(host)
         top = max(
             [
@@ -141,8 +146,52 @@ def usage_view(
     }
 
 
+class ChartCache:
+    """Each instance's chart points, kept per usage file. A series grows to MAX_SERIES_BYTES
+    (days at a sample a second), which takes seconds to read and bring down to points, and the
+    page asks every 1.5 s: an unchanged file is not read again, and a growing one at most once
+    per REREAD_FACTOR times what its last read cost, so following a long job's page costs the
+    server a tenth of a core at most. Thread-safe (the server's workers share it)."""
+
+    REREAD_FACTOR = 10
+    MAX_FILES = 64
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        # path -> (the file's identity when read, when read, what the read cost, the points)
+        self._kept: dict[Path, tuple[Any, float, float, list[dict[str, Any]]]] = {}
+
+    def points(self, folder: JobFolder, host: str) -> list[dict[str, Any]]:
+        path = folder.usage_series(host)
+        try:
+            info = os.stat(path, follow_symlinks=False)
+            identity: Any = (info.st_ino, info.st_size, info.st_mtime_ns)
+        except OSError:
+            identity = None
+        with self._lock:
+            kept = self._kept.get(path)
+        if kept is not None:
+            kept_identity, read_at, cost, points = kept
+            if kept_identity == identity or self._clock() - read_at < self.REREAD_FACTOR * cost:
+                return points
+        started = self._clock()
+        points = downsample(read_usage_series(folder, host))
+        ended = self._clock()
+        with self._lock:
+            self._kept.pop(path, None)
+            self._kept[path] = (identity, ended, ended - started, points)
+            while len(self._kept) > self.MAX_FILES:  # the least recently read goes
+                del self._kept[next(iter(self._kept))]
+        return points
+
+
+CHARTS = ChartCache()
+
+
 def _inputs(plan: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """Per instance, per input: mode, object count, bytes, and the objects of its shard."""
+    """Per instance, per input: mode, object count, bytes, and the objects of its shard. The
+    plan is a file that may be damaged: what is not of its shape is left out."""
     if plan is None:
         return []
     return [
@@ -153,12 +202,36 @@ def _inputs(plan: dict[str, Any] | None) -> list[dict[str, Any]]:
                     key: item.get(key)
                     for key in ("InputName", "LocalPath", "Mode", "ObjectCount", "Bytes")
                 }
-                | {"Objects": [o.get("S3Uri") for o in (item.get("Objects") or [])[:50]]}
-                for item in instance.get("Inputs", [])
+                | {"Objects": [o.get("S3Uri") for o in _dicts(_objects(item)[:SHOWN_OBJECTS])]}
+                for item in _dicts(instance.get("Inputs"))
             ],
         }  # fmt: skip
-        for instance in plan.get("InstancePlans", [])
+        for instance in _dicts(plan.get("InstancePlans"))
     ]
+
+
+def _shown_plan(plan: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The plan as the page shows it: each input's object list cut to its first SHOWN_OBJECTS
+    (ObjectCount says how many there are), so that a job reading a million objects does not make
+    every poll of its page megabytes."""
+    if plan is None or not isinstance(plan.get("InstancePlans"), list):
+        return plan
+    instances = [
+        instance | {"Inputs": [item | {"Objects": _objects(item)[:SHOWN_OBJECTS]}
+                               for item in _dicts(instance.get("Inputs"))]}
+        if isinstance(instance, dict) else instance
+        for instance in plan["InstancePlans"]
+    ]  # fmt: skip
+    return plan | {"InstancePlans": instances}
+
+
+def _objects(item: dict[str, Any]) -> list[Any]:
+    objects = item.get("Objects")
+    return objects if isinstance(objects, list) else []
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
 def _outputs(
@@ -224,21 +297,30 @@ def log_piece(
     store: JobStore, name: str, host: str, offset: int, limit: int = LOG_CHUNK_BYTES
 ) -> dict[str, Any]:
     """The instance's log from byte `offset`, at most `limit` bytes, cut after its last whole
-    line when more follows: {Text, Offset (where to ask next), Ended (the job has ended)}."""
+    line when more follows: {Text, Offset (where to ask next), Ended (the job has ended),
+    Skipped}. A reader more than `limit` behind is brought to the last `limit` bytes, from the
+    start of a line, and Skipped says how many bytes it missed: the page follows the end of a
+    million-line log rather than walk it from the top (`localproc logs` has every line)."""
     files = log_files(store, name, host)  # ValidationException for a host not of the job
     ended = JobRecord.from_dict(store.load(name)).status.ended
-    if offset < 0:
-        raise ValidationException.single("offset must not be negative.")
+    if not 0 <= offset <= MAX_LOG_OFFSET:
+        raise ValidationException.single(f"offset must be from 0 to {MAX_LOG_OFFSET}.")
     try:
         fd = os.open(files[0], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
-        return {"Text": "", "Offset": offset, "Ended": ended}
+        return {"Text": "", "Offset": offset, "Ended": ended, "Skipped": 0}
     except OSError:
-        return {"Text": "", "Offset": offset, "Ended": ended}
+        return {"Text": "", "Offset": offset, "Ended": ended, "Skipped": 0}
     with os.fdopen(fd, "rb") as handle:
         if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            return {"Text": "", "Offset": offset, "Ended": ended}
-        handle.seek(offset)
+            return {"Text": "", "Offset": offset, "Ended": ended, "Skipped": 0}
+        size = os.fstat(handle.fileno()).st_size
+        skipped = 0
+        if size - offset > limit:
+            handle.seek(size - limit)
+            cut_line = handle.readline(limit)  # the line the jump lands in: not shown whole
+            skipped = size - limit + len(cut_line) - offset
+        handle.seek(offset + skipped)
         data = handle.read(limit)
         more = len(handle.read(1)) > 0
     if not (ended and not more):
@@ -246,8 +328,9 @@ def log_piece(
         data = data[: cut + 1] if cut >= 0 else (data if len(data) >= limit else b"")
     return {
         "Text": data.decode("utf-8", errors="replace"),
-        "Offset": offset + len(data),
+        "Offset": offset + skipped + len(data),
         "Ended": ended and not more,
+        "Skipped": skipped,
     }
 
 

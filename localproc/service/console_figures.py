@@ -5,10 +5,12 @@ No I/O here: records.telemetry reads the files, service.console assembles the pa
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 MAX_POINTS = 300  # a chart's points per instance: about one per two pixels of its width
+MAX_EPOCH = 1e11  # seconds: past the year 5000 (either way), so a time beyond it is damage
 
 
 def build_timeline(
@@ -105,7 +107,7 @@ def downsample(
     previous: Mapping[str, Any] | None = None
     for sample in samples:
         t = sample.get("T")
-        if not _number(t) or (previous is not None and t <= previous["T"]):
+        if not _epoch(t) or (previous is not None and t <= previous["T"]):
             continue
         memory = sample.get("MemoryBytes")
         if not _number(memory):
@@ -119,6 +121,7 @@ def downsample(
             and _number(previous.get("CpuSeconds"))
         ):
             cpus = max(0.0, (sample["CpuSeconds"] - previous["CpuSeconds"]) / (t - previous["T"]))
+            cpus = cpus if math.isfinite(cpus) else None  # absurd figures: no point, no Infinity
         points.append({"T": t, "MemoryBytes": memory, "Cpus": cpus})
         previous = sample
     if len(points) <= max_points or max_points < 1:
@@ -143,3 +146,9 @@ def peak(points: Sequence[Mapping[str, Any]], key: str) -> float | None:
 
 def _number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _epoch(value: object) -> bool:
+    """A sample's time as epoch seconds can be: a damaged file's 1e308 would make a slice's
+    width infinite and its index NaN."""
+    return _number(value) and -MAX_EPOCH < value < MAX_EPOCH  # type: ignore[operator]

@@ -21,6 +21,8 @@ from localproc.errors import ResourceNotFound, ValidationException
 MAX_LISTED_FILES = 1000  # per output and instance: a page lists, it does not inventory
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_O_PATH = getattr(os, "O_PATH", 0)  # Linux: a handle to check a file by, opening nothing
+_PROC_FDS = "/proc/self/fd"
 
 
 def check_parts(parts: Sequence[str]) -> list[str]:
@@ -48,7 +50,7 @@ def open_inside(root: Path, parts: Sequence[str]) -> tuple[BinaryIO, int]:
             next_fd = os.open(name, _DIR_FLAGS, dir_fd=fd)
             os.close(fd)
             fd = next_fd
-        file_fd = os.open(names[-1], _FILE_FLAGS, dir_fd=fd)
+        file_fd = _open_regular(names[-1], fd)
     except OSError:
         raise _not_found(names) from None
     finally:
@@ -61,10 +63,29 @@ def open_inside(root: Path, parts: Sequence[str]) -> tuple[BinaryIO, int]:
     return os.fdopen(file_fd, "rb"), info.st_size
 
 
+def _open_regular(name: str, dir_fd: int) -> int:
+    """`name` in `dir_fd` opened for reading only when it is a regular file, checked before
+    it is opened: opening acts on a FIFO (its writer goes on) or a device node. On Linux the
+    check holds against a swap (an O_PATH handle is checked, then reopened through /proc);
+    elsewhere it is lstat then open, and the caller's fstat still refuses what was swapped in."""
+    if _O_PATH and os.path.isdir(_PROC_FDS):
+        probe = os.open(name, _O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+        try:
+            if not stat.S_ISREG(os.fstat(probe).st_mode):
+                raise OSError(f"{name} is not a regular file")
+            return os.open(f"{_PROC_FDS}/{probe}", os.O_RDONLY | os.O_CLOEXEC)
+        finally:
+            os.close(probe)
+    if not stat.S_ISREG(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+        raise OSError(f"{name} is not a regular file")
+    return os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
+
+
 def list_files(root: Path, limit: int = MAX_LISTED_FILES) -> tuple[list[dict[str, object]], bool]:
     """The regular files under `root` (paths relative to it, sizes), walked without following
-    links; a link is listed as one, not served. Sorted by path; (files, whether the list was cut
-    at `limit`)."""
+    links; a link is listed as one, not served, and so is a file whose name is not UTF-8
+    (Kind `unnamed`, U+FFFD in place of the bad bytes). Sorted by path; (files, whether the
+    list was cut at `limit`)."""
     found: list[dict[str, object]] = []
     pending = [""]
     while pending:
@@ -78,13 +99,15 @@ def list_files(root: Path, limit: int = MAX_LISTED_FILES) -> tuple[list[dict[str
             path = f"{relative}/{entry.name}" if relative else entry.name
             try:
                 if entry.is_symlink():
-                    found.append({"Path": path, "Bytes": None, "Kind": "link"})
+                    found.append({"Path": _readable(path), "Bytes": None, "Kind": "link"})
                 elif entry.is_dir(follow_symlinks=False):
                     pending.append(path)
                     continue
                 elif entry.is_file(follow_symlinks=False):
                     size = entry.stat(follow_symlinks=False).st_size
-                    found.append({"Path": path, "Bytes": size, "Kind": "file"})
+                    shown = _readable(path)
+                    kind = "file" if shown == path else "unnamed"  # no URL can name it
+                    found.append({"Path": shown, "Bytes": size, "Kind": kind})
                 else:
                     continue
             except OSError:
@@ -92,6 +115,16 @@ def list_files(root: Path, limit: int = MAX_LISTED_FILES) -> tuple[list[dict[str
             if len(found) >= limit:
                 return sorted(found, key=lambda f: str(f["Path"])), True
     return sorted(found, key=lambda f: str(f["Path"])), False
+
+
+def _readable(path: str) -> str:
+    """`path` as UTF-8 can carry it: bytes a container put in a name that are not UTF-8 reach
+    Python as lone surrogates, which the page cannot put in a URL; they show as U+FFFD."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return path
 
 
 def _not_found(names: Sequence[str]) -> ResourceNotFound:

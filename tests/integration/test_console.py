@@ -5,6 +5,7 @@ endpoint and the real Docker engine. Screenshots of each page land in the test's
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -283,6 +284,60 @@ def test_the_console_follows_a_failing_three_instance_job_and_stops_a_running_on
     assert "InternalFailure" not in server.log()
 
 
+# A hostile container: file names that are markup and not UTF-8 (which fails the job: S3 keys
+# are UTF-8), an HTML page that would read the console's token, and log lines that are markup.
+WRITES_TRAPS = r"""
+import os
+out = b'/opt/ml/processing/output'
+open(os.path.join(out, b'page.html'), 'w').write(
+    '<script>parent.document.title = document.title = "pwned " + '
+    'document.cookie</script><h1>rendered</h1>')
+open(os.path.join(out, b'<img src=x onerror="document.title=1">.txt'), 'w').write('markup')
+open(os.path.join(out, b'bad\xff\xfe.txt'), 'w').write('not utf-8')
+print('<img src=x onerror="document.title=2"> in the log', flush=True)
+print('log ends', flush=True)
+"""
+
+
+def test_a_hostile_containers_outputs_and_logs_neither_break_nor_script_the_page(
+    server: ServerProcess, browser: Any, s3: Any, localproc: Localproc, tmp_path: Path
+) -> None:
+    bucket = s3.make_bucket()
+    name = unique_name("console-traps")
+    sagemaker_client(server.url).create_processing_job(**script_job(s3, bucket, name, WRITES_TRAPS))
+    ended = ("Completed", "Failed", "Stopped")
+    wait_for(lambda: localproc.record(name)["ProcessingJobStatus"] in ended, 120, "the job")
+    # S3 takes no key that is not UTF-8: the upload fails the job, the local copy stays.
+    record = localproc.record(name)
+    assert record["ProcessingJobStatus"] == "Failed", record.get("FailureReason")
+    assert "not valid UTF-8" in record["FailureReason"]
+    page = browser.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(f"{server.url}/#/job/{name}")
+    # The page draws on past the name that is not UTF-8: its outputs, then its logs.
+    page.wait_for_function(
+        "() => document.getElementById('log-algo-1') && "
+        "document.getElementById('log-algo-1').textContent.includes('log ends')",
+        timeout=30_000,
+    )
+    outputs = page.locator("#outputs").inner_text()
+    assert "bad\ufffd\ufffd.txt (its name is not UTF-8: not served)" in outputs
+    assert '<img src=x onerror="document.title=1">.txt' in outputs
+    assert page.locator("#outputs img").count() == 0 and page.locator("#logs img").count() == 0
+    # The HTML file is a download, never a page in the console's origin.
+    link = page.locator('a.download[data-path="page.html"]')
+    url = f"{server.url}{link.get_attribute('href')}"
+    viewer = browser.new_page()
+    # chromium aborts the navigation, as it downloads: goto raises, which is expected here.
+    with viewer.expect_download() as download, contextlib.suppress(Exception):
+        viewer.goto(url)
+    assert "rendered" not in viewer.content()
+    assert download.value.suggested_filename == "page.html"
+    assert "pwned" not in page.title() and "pwned" not in viewer.title() and not dialogs
+    assert page.title() == "localproc console"
+
+
 def test_a_link_a_container_planted_in_its_outputs_cannot_be_downloaded(
     server: ServerProcess, s3: Any, localproc: Localproc, tmp_path: Path
 ) -> None:
@@ -369,3 +424,47 @@ def test_the_api_on_loopback_refuses_a_foreign_host_so_a_rebinding_page_cannot_c
     assert refused.startswith(b"HTTP/1.1 400") and b'"__type": "ForeignHost"' in refused
     jobs = localproc.state_dir / "jobs"
     assert not jobs.is_dir() or not [p for p in jobs.iterdir() if not p.name.startswith(".")]
+
+
+def test_a_request_naming_two_hosts_is_refused_whichever_comes_first(
+    server: ServerProcess,
+) -> None:
+    """RFC 9112 §3.2: a request with more than one Host is answered 400. Taking the first would
+    let whatever sits between the browser and the server (a proxy that appends its own) decide
+    which name is checked."""
+    listing = json.dumps({"MaxResults": 1}).encode()
+    for first, second in ((b"127.0.0.1", b"rebound.example"), (b"rebound.example", b"127.0.0.1")):
+        hosts = b"Host: %s\r\nHost: %s\r\n" % (first, second)
+        page = raw_http(server.url, b"GET / HTTP/1.1\r\n%sConnection: close\r\n\r\n" % hosts)
+        assert page.startswith(b"HTTP/1.1 400") and b"ForeignHost" in page, page[:200]
+        api = raw_http(
+            server.url,
+            b"POST / HTTP/1.1\r\n%sX-Amz-Target: SageMaker.ListProcessingJobs\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (hosts, len(listing), listing),
+        )
+        assert api.startswith(b"HTTP/1.1 400") and b"ForeignHost" in api, api[:200]
+
+
+def test_a_long_log_is_followed_from_its_end_with_the_gap_said(
+    server: ServerProcess, browser: Any, s3: Any, localproc: Localproc, tmp_path: Path
+) -> None:
+    """A container that prints far more than one answer of log (here 100,000 lines): the page
+    shows its end at once, says how much it did not show and where to get it, rather than walk
+    the log from its first line 256 KiB a poll."""
+    bucket = s3.make_bucket()
+    name = unique_name("console-longlog")
+    script = "import sys\nsys.stdout.write(''.join(f'line {i:07d}\\n' for i in range(100000)))\n"
+    sagemaker_client(server.url).create_processing_job(**script_job(s3, bucket, name, script))
+    wait_for(lambda: localproc.record(name)["ProcessingJobStatus"] == "Completed", 120)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{server.url}/#/job/{name}")
+    page.wait_for_function(
+        "() => document.getElementById('log-algo-1') && "
+        "document.getElementById('log-algo-1').textContent.includes('line 0099999')",
+        timeout=30_000,
+    )
+    shown = page.locator("#log-algo-1").text_content() or ""
+    assert "line 0000000" not in shown
+    assert f"of output not shown here: localproc logs {name} --instance algo-1 has it" in shown
+    assert "algo-1 | [" in (page.locator("#log-merged").text_content() or "")
+    page.screenshot(path=str(tmp_path / "console-long-log.png"), full_page=True)

@@ -3,7 +3,9 @@ down to chart points (service/console_figures.py), pure."""
 
 from __future__ import annotations
 
-from localproc.service.console_figures import build_timeline, downsample, peak
+import json
+
+from localproc.service.console_figures import MAX_POINTS, build_timeline, downsample, peak
 
 HOSTS = ["algo-1", "algo-2", "algo-3"]
 
@@ -101,3 +103,17 @@ def test_downsampling_keeps_at_most_max_points_and_never_loses_the_peak() -> Non
 def test_samples_out_of_order_or_repeated_are_skipped() -> None:
     samples = [{"T": 5.0, "MemoryBytes": 1}, {"T": 5.0, "MemoryBytes": 2}, {"T": 4.0}]
     assert downsample(samples) == [{"T": 5.0, "MemoryBytes": 1, "Cpus": None}]
+
+
+def test_extreme_values_from_a_damaged_series_give_json_points_not_a_crash() -> None:
+    """Finite but absurd numbers (a hand-edited file): times far outside any epoch and CPU
+    seconds whose difference overflows must neither crash the page (NaN slice index) nor put
+    Infinity into its JSON."""
+    samples = [
+        {"T": -1e308 if i == 0 else 1e9 + i, "MemoryBytes": 5, "CpuSeconds": 1e308 * (-1) ** i}
+        for i in range(2 * MAX_POINTS)
+    ] + [{"T": 1e308, "MemoryBytes": 7, "CpuSeconds": 0}]
+    points = downsample(samples)
+    assert 0 < len(points) <= MAX_POINTS
+    assert all(1e9 < p["T"] < 1e9 + 2 * MAX_POINTS for p in points)
+    json.dumps(points, allow_nan=False)  # raises on a non-finite number

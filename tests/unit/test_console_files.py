@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,42 @@ def test_the_listing_stops_at_its_limit(job: Path) -> None:
         (out / f"f{index:02}").write_text("x")
     files, cut = list_files(out, limit=5)
     assert cut and len(files) == 5
+
+
+def test_a_special_file_is_refused_without_being_opened(job: Path) -> None:
+    """Opening is an act: opening a FIFO for reading releases the container's writer waiting on
+    it (and a device node, which containers cannot make as they run without CAP_MKNOD, may act
+    when opened). So the type is checked before anything is opened for reading: here the
+    writer stays blocked in its open, because no reader ever came."""
+    fifo = job / "algo-1" / "outputs" / "out" / "pipe"
+    os.mkfifo(fifo)
+    opened = threading.Event()
+
+    def writer() -> None:
+        with open(fifo, "wb"):  # blocks until a reader opens the FIFO
+            opened.set()
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(ResourceNotFound):
+            open_inside(job, ["algo-1", "outputs", "out", "pipe"])
+        assert not opened.wait(0.5), "the FIFO was opened for reading"
+    finally:
+        os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))  # release the writer
+        thread.join(5)
+
+
+def test_a_file_name_that_is_not_utf8_is_listed_readably_and_not_offered(job: Path) -> None:
+    """A container names files with any bytes. Such a name reaches Python as lone surrogates,
+    which JSON carries but the page cannot put in a URL (encodeURIComponent throws, and the
+    job page stopped drawing there: no outputs, no logs). It is listed with U+FFFD in place of
+    the bad bytes and not offered for download (no request could name it anyway)."""
+    out = job / "algo-1" / "outputs" / "out"
+    with open(os.path.join(os.fsencode(out), b"bad\xff.txt"), "wb") as handle:
+        handle.write(b"x")
+    files, _ = list_files(out)
+    odd = [f for f in files if str(f["Path"]).startswith("bad")]
+    assert odd == [{"Path": "bad\ufffd.txt", "Bytes": 1, "Kind": "unnamed"}]
+    for listed in files:
+        str(listed["Path"]).encode("utf-8")  # raises on a lone surrogate

@@ -87,3 +87,35 @@ def test_a_job_folder_that_is_gone_loses_figures_not_the_run(tmp_path: Path) -> 
     with telemetry.phase("Uploading"):
         telemetry.sample("algo-1", 1, 1, 1.0)
     assert read_phases(folder) == {}
+
+
+def test_non_finite_numbers_in_damaged_files_are_skipped_so_the_page_stays_json(
+    tmp_path: Path,
+) -> None:
+    """Python's json reads NaN and Infinity, which JSON has not: one such value passed on would
+    make the job page (and describe --json) something a browser's JSON.parse rejects."""
+    folder = StateDir(tmp_path).job("nan-job")
+    folder.usage_series("algo-1").parent.mkdir(parents=True)
+    folder.phases.write_text(
+        '{"Staging": {"Start": NaN, "End": 2}, "Instances": {"algo-1": {"Start": 1, '
+        '"End": Infinity, "ExitCode": 0}}}'
+    )
+    folder.usage_series("algo-1").write_text(
+        '{"T": Infinity, "MemoryBytes": 1}\n{"T": 5, "MemoryBytes": NaN}\n'
+        '{"T": 6, "CpuSeconds": 1e400}\n{"T": 7, "MemoryBytes": 3}\n'
+    )
+    samples = read_usage_series(folder, "algo-1")  # a line with such a value is damaged
+    assert samples == [{"T": 7, "MemoryBytes": 3, "PeakMemoryBytes": None, "CpuSeconds": None}]
+    json.dumps(read_phases(folder), allow_nan=False)  # raises on a non-finite number
+
+
+def test_deeply_nested_damaged_files_read_as_absent_not_as_a_crash(tmp_path: Path) -> None:
+    folder = StateDir(tmp_path).job("deep-job")
+    folder.usage_series("algo-1").parent.mkdir(parents=True)
+    deep = "[" * 200_000 + "]" * 200_000
+    folder.phases.write_text(deep)
+    folder.plan.write_text(deep)
+    folder.usage_series("algo-1").write_text(deep + '\n{"T": 3}\n')
+    assert read_phases(folder) == {}
+    assert read_plan(folder) is None
+    assert [s["T"] for s in read_usage_series(folder, "algo-1")] == [3]

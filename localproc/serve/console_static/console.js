@@ -226,13 +226,27 @@ function outputs(page) {
         ? el("a", { class: "download", download: file.Path.split("/").pop(), "data-host": out.Host,
           "data-output": out.OutputName, "data-path": file.Path,
           href: `/console/api/jobs/${encodeURIComponent(page.Described.ProcessingJobName)}/files/${encodeURIComponent(out.Host)}/${encodeURIComponent(out.OutputName)}/${file.Path.split("/").map(encodeURIComponent).join("/")}` }, file.Path)
-        : el("span", { class: "link" }, `${file.Path} (a link: not served)`),
+        : el("span", { class: "link" }, `${file.Path} (${file.Kind === "link" ? "a link" : "its name is not UTF-8"}: not served)`),
       file.Kind === "file" ? ` ${bytes(file.Bytes)}` : ""))) : el("p", { class: "muted" }, "no files"),
     out.Truncated ? el("p", { class: "muted" }, "(more files not listed)") : null)));
 }
 
 // Logs: each instance's file read on from where the last read ended; the merged view gets each
-// new piece as it arrives, prefixed with its instance.
+// new piece as it arrives, prefixed with its instance. The server skips ahead when the page is
+// far behind (a line says how much); each view keeps its last MAX_PANE_CHARS, so a job that
+// writes for hours does not grow the page without end. `localproc logs` has every line.
+const MAX_PANE_CHARS = 2000000;
+
+function appendCapped(pane, text) {
+  pane.append(text);
+  let size = Number(pane.dataset.size || 0) + text.length;
+  while (size > MAX_PANE_CHARS && pane.firstChild) {
+    size -= pane.firstChild.textContent.length;
+    pane.firstChild.remove();
+  }
+  pane.dataset.size = String(size);
+}
+
 function startLogs(name, hosts) {
   const offsets = Object.fromEntries(hosts.map((h) => [h, 0]));
   const ended = new Set();
@@ -254,10 +268,15 @@ function startLogs(name, hosts) {
       if (ended.has(host)) continue;
       const piece = await getJson(`/console/api/jobs/${encodeURIComponent(name)}/logs/${encodeURIComponent(host)}?offset=${offsets[host]}`);
       offsets[host] = piece.Offset;
+      if (piece.Skipped) {
+        const gap = `[${bytes(piece.Skipped)} of output not shown here: localproc logs ${name} --instance ${host} has it]\n`;
+        appendCapped(panes[host], gap);
+        appendCapped(panes.merged, `${host} | ${gap}`);
+      }
       if (piece.Text) {
-        panes[host].append(piece.Text);
+        appendCapped(panes[host], piece.Text);
         const lines = piece.Text.replace(/\n$/, "").split("\n").map((line) => `${host} | ${line}\n`);
-        panes.merged.append(lines.join(""));
+        appendCapped(panes.merged, lines.join(""));
       }
       if (piece.Ended) ended.add(host);
     }
