@@ -125,6 +125,7 @@ def create_network(bridge: str, subnet: str) -> NodeNetwork:
         raise NodeError(f"bridge name {bridge!r} is longer than 15 characters")
     network = NodeNetwork(bridge, ipaddress.ip_network(subnet))
     _run("ip", "link", "del", bridge, check=False)
+    _refuse_overlap(network.subnet)
     _run("ip", "link", "add", bridge, "type", "bridge")
     try:
         prefix = network.subnet.prefixlen
@@ -137,6 +138,20 @@ def create_network(bridge: str, subnet: str) -> NodeNetwork:
         remove_network(network)
         raise
     return network
+
+
+def _refuse_overlap(subnet: ipaddress.IPv4Network) -> None:
+    """Another bridge with an overlapping subnet (another test run's nodes) would take the
+    traffic meant for these nodes: a node's address would answer from someone else's dockerd,
+    whose containers teardown would then remove. Refused instead."""
+    for line in _run("ip", "-4", "-o", "route", "show").stdout.splitlines():
+        fields = line.split()
+        if not fields or fields[0] == "default":
+            continue
+        with contextlib.suppress(ValueError):
+            if ipaddress.ip_network(fields[0], strict=False).overlaps(subnet):
+                device = fields[fields.index("dev") + 1] if "dev" in fields else "?"
+                raise NodeError(f"subnet {subnet} overlaps {fields[0]} on {device}: choose another")
 
 
 def remove_network(network: NodeNetwork) -> None:
