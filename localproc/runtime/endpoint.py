@@ -38,6 +38,11 @@ class Endpoint:
         """A unix socket: the engine (or what forwards to it) runs here."""
         return self.url.startswith("unix://") or self.url.startswith("npipe://")
 
+    @property
+    def over_ssh(self) -> bool:
+        """ssh://: reached through the system's ssh, as the Docker CLI does."""
+        return self.url.startswith("ssh://")
+
     def describe(self) -> str:
         return self.url if self.source == "DOCKER_HOST" else f"{self.url} ({self.source})"
 
@@ -111,4 +116,4 @@ def client_options(endpoint: Endpoint, environ: Mapping[str, str] | None = None)
 
     context = Context.load_context(endpoint.context)
     tls = context.TLSConfig if context is not None else None
-    return {"base_url": endpoint.url, "tls": tls or False}
+    return {"base_url": endpoint.url, "tls": tls or False, "use_ssh_client": endpoint.over_ssh}

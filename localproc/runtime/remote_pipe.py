@@ -62,6 +62,8 @@ class PipePump:
         except OSError as err:
             if err.errno not in (errno.EPIPE, errno.ECONNRESET, errno.EBADF, errno.ENOTCONN):
                 self.error = f"streaming into {self._container_fifo} failed: {err}"
+        except Exception as err:  # a transport's socket that lacks a call: the job's error
+            self.error = f"streaming into {self._container_fifo} failed: {err!r}"
         finally:
             with contextlib.suppress(OSError):
                 raw.close()
@@ -94,13 +96,23 @@ class PipePump:
                 except BlockingIOError:
                     continue
                 if not data:  # the feeder wrote everything and closed its end
-                    raw.shutdown(socket.SHUT_WR)
-                    self._drain(raw)
+                    self._end_of_stream(raw)
                     return
                 raw.sendall(data)
                 self.bytes_copied += len(data)
         finally:
             os.close(fd)  # the feeder sees EPIPE from here on
+
+    def _end_of_stream(self, raw: socket.socket) -> None:
+        """Half-close, so that `cat` sees end-of-file, and wait for the exec to end. A transport
+        without half-close (the SDK's ssh-client socket) is closed instead: the engine then
+        closes the exec's stdin all the same."""
+        shutdown = getattr(raw, "shutdown", None)
+        if shutdown is None:
+            raw.close()
+            return
+        shutdown(socket.SHUT_WR)
+        self._drain(raw)
 
     def _drain(self, raw: socket.socket) -> None:
         """Wait until the exec has ended (`cat` closed the container's FIFO)."""
