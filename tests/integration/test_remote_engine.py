@@ -1,7 +1,8 @@
 """What is particular to an engine that shares no folder with localproc (tests/engine_nodes.py's
 node, reached over TCP): network isolation is the engine's own `internal` network (this
-machine's firewall is not the engine's), and the backend can be forced either way with
-LOCALPROC_ENGINE_FILES. The input and output modes themselves are the `on_engine` variants of
+machine's firewall is not the engine's), a Docker context names the engine as well as
+DOCKER_HOST does, an image without a shell is refused for Pipe inputs before anything starts, and
+the backend can be forced either way with LOCALPROC_ENGINE_FILES. The input and output modes themselves are the `on_engine` variants of
 the acceptance tests (test_cluster_and_input_modes, test_lifecycle, test_outputs_delivery,
 test_outcomes, test_plan_matches_run)."""
 
@@ -184,4 +185,31 @@ def test_pipe_input_with_an_image_without_a_shell_fails_before_starting(
     assert reason.startswith("ClientError: Pipe input(s) data on a remote Docker engine"), reason
     assert "no /bin/sh or no cat" in reason
     assert "ProcessingStartTime" not in localproc.record(name)
+    assert nothing_left(node_leftovers(remote_engine, {name}))
+
+
+def test_a_docker_context_naming_the_remote_engine_is_used(
+    localproc: Localproc, s3: Any, remote_engine: EngineNode, tmp_path: Any
+) -> None:
+    """No DOCKER_HOST: the context the Docker CLI's config makes current names the engine."""
+    import subprocess
+
+    config = tmp_path / "docker-config"
+    config.mkdir()
+    create = ["context", "create", "far-node", "--docker", f"host={remote_engine.docker_host}"]
+    for command in (create, ["context", "use", "far-node"]):
+        done = subprocess.run(["docker", "--config", str(config), *command],
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    bucket = s3.make_bucket()
+    name = unique_name("remote-context")
+    entrypoint, code = script_input(s3, bucket, "print('ran', flush=True)\n")
+    payload = job_payload(name, entrypoint=entrypoint, inputs=[code])
+    result = localproc(
+        "run", str(localproc.write_payload(payload)), "--s3-endpoint-url", s3.endpoint_url,
+        env={"DOCKER_CONFIG": str(config), "DOCKER_HOST": ""},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "algo-1 | ran" in result.stdout
+    assert f"the Docker engine at {remote_engine.docker_host} (context far-node)" in result.stderr
     assert nothing_left(node_leftovers(remote_engine, {name}))
