@@ -40,7 +40,8 @@ class Endpoint:
 
     @property
     def over_ssh(self) -> bool:
-        """ssh://: reached through the system's ssh, as the Docker CLI does."""
+        """ssh://: reached through the system's ssh, as the Docker CLI does
+        (runtime/ssh_tunnel.py)."""
         return self.url.startswith("ssh://")
 
     def describe(self) -> str:
@@ -116,4 +117,4 @@ def client_options(endpoint: Endpoint, environ: Mapping[str, str] | None = None)
 
     context = Context.load_context(endpoint.context)
     tls = context.TLSConfig if context is not None else None
-    return {"base_url": endpoint.url, "tls": tls or False, "use_ssh_client": endpoint.over_ssh}
+    return {"base_url": endpoint.url, "tls": tls or False}

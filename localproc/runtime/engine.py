@@ -96,18 +96,24 @@ class DockerEngine:
         endpoint = resolve_endpoint()
         files_shared = shares_files(endpoint)
         where = "the default socket" if endpoint.source == "default" else endpoint.describe()
+        tunnel = None
         try:
             options = client_options(endpoint)
+            if endpoint.over_ssh:  # the system's ssh, as the Docker CLI does
+                from localproc.runtime.ssh_tunnel import SshTunnel
+
+                tunnel = SshTunnel(endpoint.url)
+                options = {**options, "base_url": tunnel.url, "tls": False}
             if options:
                 client = docker.DockerClient(version="auto", timeout=120, **options)
-            else:  # ssh://: the system's ssh, as the Docker CLI does (no paramiko needed)
-                ssh = endpoint.over_ssh
-                client = docker.from_env(version="auto", timeout=120, use_ssh_client=ssh)
+            else:
+                client = docker.from_env(version="auto", timeout=120)
             client.ping()
-        except (docker.errors.DockerException, OSError) as err:
+        except (docker.errors.DockerException, OSError, ValueError) as err:
+            said = f"; ssh: {tunnel.last_error}" if tunnel and tunnel.last_error else ""
             raise CannotRunHere(
-                f"No Docker engine answers at {where} ({_first_line(err)}). Start Docker, or run "
-                "scripts/setup.sh, which installs and starts one on Debian."
+                f"No Docker engine answers at {where} ({_first_line(err)}{said}). Start Docker, "
+                "or run scripts/setup.sh, which installs and starts one on Debian."
             ) from err
         return cls(client, endpoint, files_shared)
 

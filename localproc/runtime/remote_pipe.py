@@ -47,8 +47,10 @@ class PipePump:
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         if self._socket is not None:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(Exception):  # whatever the transport: it is going
                 self._socket.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(Exception):
+                self._socket.close()
         self._thread.join(timeout)
 
     def _run(self) -> None:
@@ -76,7 +78,9 @@ class PipePump:
             stdin=True, stdout=False, stderr=False,
         )  # fmt: skip
         response = api.exec_start(created["Id"], socket=True)
-        raw = getattr(response, "_sock", response)  # the SDK wraps the hijacked socket
+        # tcp:// and unix://: the SDK wraps the hijacked socket; ssh:// (the system's ssh): a
+        # pipe from ssh's stdout whose `channel` is the SDK's socket over the ssh process.
+        raw = getattr(response, "_sock", None) or getattr(response, "channel", None) or response
         self._socket = raw
         return raw
 
@@ -104,14 +108,14 @@ class PipePump:
             os.close(fd)  # the feeder sees EPIPE from here on
 
     def _end_of_stream(self, raw: socket.socket) -> None:
-        """Half-close, so that `cat` sees end-of-file, and wait for the exec to end. A transport
-        without half-close (the SDK's ssh-client socket) is closed instead: the engine then
-        closes the exec's stdin all the same."""
-        shutdown = getattr(raw, "shutdown", None)
-        if shutdown is None:
-            raw.close()
-            return
-        shutdown(socket.SHUT_WR)
+        """Half-close, so that `cat` sees end-of-file, and wait for the exec to end. Over the
+        system's ssh the write half is the ssh process's stdin: closing it makes
+        `docker system dial-stdio` on the other side half-close its connection."""
+        process = getattr(raw, "proc", None)
+        if process is not None:
+            process.stdin.close()
+        else:
+            raw.shutdown(socket.SHUT_WR)
         self._drain(raw)
 
     def _drain(self, raw: socket.socket) -> None:
