@@ -3,7 +3,7 @@ node, reached over TCP, or over ssh:// through the system's ssh): network isolat
 engine's own `internal` network (this machine's firewall is not the engine's), a Docker context
 names the engine as well as DOCKER_HOST does, an image without a shell is refused for Pipe inputs
 before anything starts, and the backend can be forced either way with LOCALPROC_ENGINE_FILES.
-The input and output modes themselves are the `on_engine` variants of the acceptance tests
+The input and output modes themselves are the `[remote]` variants of the acceptance tests
 (test_cluster_and_input_modes, test_lifecycle, test_outputs_delivery, test_outcomes,
 test_plan_matches_run)."""
 
