@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from docker_engine import Localproc, job_payload, s3_output, script_input, unique_name
-from engine_nodes import REMOTE_SUBNET, EngineNode, node_leftovers, nothing_left
+from engine_nodes import EngineNode, node_leftovers, nothing_left
 
 PROBE = r"""
 import json, socket, sys
@@ -34,12 +34,10 @@ open('/opt/ml/processing/out/%s.json' % config['current_host'], 'w').write(json.
 
 
 @pytest.fixture
-def client_side_service() -> Iterator[tuple[str, int]]:
+def client_side_service(remote_engine: EngineNode) -> Iterator[tuple[str, int]]:
     """A TCP server on this machine's address on the nodes' bridge: outside the engine's
     machine, as seen from its containers."""
-    import ipaddress
-
-    address = str(ipaddress.ip_network(REMOTE_SUBNET).network_address + 1)
+    address = remote_engine.host_address
     server = socket.socket()
     server.bind((address, 0))
     server.listen(16)
