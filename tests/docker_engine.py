@@ -2,8 +2,10 @@
 test images, and the CLI run as users run it.
 
 Every test that runs the CLI runs it against the `engine` fixture: Docker unless the test is
-parametrized with `both_engines` (then once per engine, ids `[docker]` and `[podman]`). The CLI
-finds Podman the way a user points it there, through DOCKER_HOST."""
+parametrized with `both_engines` (then once per engine, ids `[docker]` and `[podman]`), with
+`docker_and_remote` (`[docker]`, `[remote]`: a second Docker engine reached over TCP only, which
+shares no folder with the CLI, tests/engine_nodes.py) or with `all_engines` (the three). The CLI
+finds Podman and the remote engine the way a user points it there, through DOCKER_HOST."""
 
 from __future__ import annotations
 
@@ -75,6 +77,9 @@ class EngineUnderTest:
 def engine(request: pytest.FixtureRequest) -> EngineUnderTest:
     """Docker, or the engine the test is parametrized with (`both_engines`)."""
     name = getattr(request, "param", "docker")
+    if name == "remote":  # tests/engine_nodes.py: one node for the session
+        node = request.getfixturevalue("remote_engine")
+        return EngineUnderTest(name, request.getfixturevalue("remote_docker"), node.env)
     if name == "podman":
         return EngineUnderTest(name, request.getfixturevalue("podman_client"),
                                {"DOCKER_HOST": PODMAN_HOST})  # fmt: skip
@@ -83,6 +88,10 @@ def engine(request: pytest.FixtureRequest) -> EngineUnderTest:
 
 # A test marked with this runs once on Docker and once on Podman.
 both_engines = pytest.mark.parametrize("engine", ENGINES, indirect=True)
+# ... once on Docker and once on the remote engine (the archive backend).
+docker_and_remote = pytest.mark.parametrize("engine", ("docker", "remote"), indirect=True)
+# ... on each of the three.
+all_engines = pytest.mark.parametrize("engine", (*ENGINES, "remote"), indirect=True)
 
 
 @pytest.fixture(scope="session")
@@ -97,6 +106,13 @@ def entrypoint_image(docker_client: Any) -> str:
         fileobj=io.BytesIO(dockerfile.encode()), tag=ENTRYPOINT_IMAGE, rm=True
     )
     return ENTRYPOINT_IMAGE
+
+
+def job_volumes(client: Any, names: set[str]) -> list[str]:
+    """Volumes of the named jobs (the archive backend's; an engine sharing our folders has
+    none)."""
+    return [v.name for v in client.volumes.list(filters={"label": JOB_LABEL})
+            if (v.attrs.get("Labels") or {}).get(JOB_LABEL) in names]  # fmt: skip
 
 
 def job_resources(docker_client: Any, names: set[str] | None = None) -> tuple[list[str], list[str]]:
@@ -186,7 +202,10 @@ def localproc(tmp_path: Path, engine: EngineUnderTest) -> Iterator[Localproc]:
     cli = Localproc(tmp_path / "state", work, engine.env)
     yield cli
     containers, networks = job_resources(engine.client, cli.names)
-    assert not containers and not networks, f"left behind: {containers} {networks}"
+    volumes = job_volumes(engine.client, cli.names) if engine.name == "remote" else []
+    assert not containers and not networks and not volumes, (
+        f"left behind on {engine.name}: {containers} {networks} {volumes}"
+    )
 
 
 def unique_name(stem: str) -> str:

@@ -68,11 +68,6 @@ def unsupported_features(job: JobSpec) -> list[str]:
                 "the AWS service to run the query; stage the query's result in S3 and use an "
                 "S3Input instead"
             )
-        elif item.s3 is not None and item.s3.input_mode == "Pipe" and not _local_engine():
-            problems.append(
-                f"input '{item.name}': S3InputMode Pipe needs the Docker engine on this "
-                "machine's kernel (a FIFO does not cross to a remote DOCKER_HOST)"
-            )
     problems += _shared_local_paths(job)
     return problems
 
@@ -90,10 +85,6 @@ def _shared_local_paths(job: JobSpec) -> list[str]:
         for output in mounted_outputs
         if (path := posixpath.normpath(str(output.local_path))) in inputs
     ]
-
-
-def _local_engine() -> bool:
-    return os.environ.get("DOCKER_HOST", "unix://").startswith("unix://")
 
 
 @dataclass
@@ -141,6 +132,11 @@ def prepare(request: dict[str, Any], settings: RunSettings, dry_run: bool = Fals
     except JobFailure as failure:  # e.g. an empty prefix: the job exists, and fails
         preparation.failure = failure
     preparation.notes = _notes(job, preparation.plan)
+    if engine is not None and not engine.files_shared:
+        preparation.notes.append(
+            f"the Docker engine at {engine.endpoint.describe()} does not share this machine's "
+            "folders: inputs, config and outputs are copied through the Engine API (volumes)"
+        )
     if settings.pass_aws_credentials and not dry_run:
         preparation.credentials = host_credentials_environment()
     return preparation
@@ -214,9 +210,13 @@ def measure_host(engine: DockerEngine | None, state_dir: Path) -> HostCapacity:
     where = state_dir
     while not where.exists():  # the state dir may not exist yet: measure the disk it will be on
         where = where.parent
+    # A remote engine's containers get its machine's CPUs and memory; the inputs are staged
+    # here first, so the disk that counts is still this one's.
+    remote = engine.remote_machine_size() if engine is not None else None
+    cpus, memory = remote or (psutil.cpu_count() or 1, psutil.virtual_memory().total)
     return HostCapacity(
-        cpus=psutil.cpu_count() or 1,
-        memory_bytes=psutil.virtual_memory().total,
+        cpus=cpus,
+        memory_bytes=memory,
         free_disk_bytes=shutil.disk_usage(where).free,
         has_nvidia_runtime=engine is not None and engine.has_nvidia_runtime(),
     )

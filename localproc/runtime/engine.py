@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import ipaddress
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,6 +27,8 @@ from localproc.plan.naming import (
     pids_limit,
 )
 from localproc.runtime import firewall, podman
+from localproc.runtime.container_options import Mount, docker_mount, resource_options
+from localproc.runtime.endpoint import Endpoint, client_options, resolve_endpoint, shares_files
 from localproc.runtime.protocol import Engine, EngineError, HostFolders
 
 __all__ = [
@@ -63,15 +64,6 @@ def engine_errors(action: str) -> Iterator[None]:
         raise EngineError(f"Docker engine: {action} failed: {_first_line(err)}") from err
 
 
-@dataclass(frozen=True)
-class Mount:
-    """A host folder bind-mounted into a container: known only inside runtime/."""
-
-    host_path: str
-    container_path: str
-    read_only: bool = False
-
-
 @dataclass
 class LeftoverRun:
     """The engine objects of one run (or, for objects made before runs had ids, of one job)."""
@@ -81,13 +73,21 @@ class LeftoverRun:
     runners: set[str] = field(default_factory=set)  # runner labels
     containers: list[str] = field(default_factory=list)  # ids
     networks: list[str] = field(default_factory=list)
+    volumes: list[str] = field(default_factory=list)  # names (the archive backend's)
 
 
 class DockerEngine:
     """A connected engine. Create with `DockerEngine.connect()`."""
 
-    def __init__(self, client: docker.DockerClient) -> None:
+    def __init__(
+        self, client: docker.DockerClient, endpoint: Endpoint | None = None,
+        files_shared: bool = True,
+    ) -> None:  # fmt: skip
         self.client = client
+        self.endpoint = endpoint or Endpoint("unix:///var/run/docker.sock", "default")
+        # Bind mounts of this machine's folders work (runtime/endpoint.py says when).
+        self.files_shared = files_shared
+        self._info_cache: dict[str, Any] | None = None
 
     @classmethod
     def connect(cls) -> DockerEngine:
@@ -96,19 +96,33 @@ class DockerEngine:
         import docker
         import docker.errors
 
-        where = os.environ.get("DOCKER_HOST", "the default socket")
+        endpoint = resolve_endpoint()
+        files_shared = shares_files(endpoint)
+        where = "the default socket" if endpoint.source == "default" else endpoint.describe()
+        tunnel = None
         try:
-            client = docker.from_env(version="auto", timeout=120)
+            options = client_options(endpoint)
+            if endpoint.over_ssh:  # the system's ssh, as the Docker CLI does
+                from localproc.runtime.ssh_tunnel import SshTunnel
+
+                tunnel = SshTunnel(endpoint.url)
+                options = {**options, "base_url": tunnel.url, "tls": False}
+            if options:
+                client = docker.DockerClient(version="auto", timeout=120, **options)
+            else:
+                client = docker.from_env(version="auto", timeout=120)
             client.ping()
-        except (docker.errors.DockerException, OSError) as err:
-            client = None if "DOCKER_HOST" in os.environ else podman.first_answering_client()
+        except (docker.errors.DockerException, OSError, ValueError) as err:
+            # Only when nothing names an engine: Podman's sockets, where Docker's does not answer.
+            client = podman.first_answering_client() if endpoint.source == "default" else None
             if client is None:
+                said = f"; ssh: {tunnel.last_error}" if tunnel and tunnel.last_error else ""
                 raise CannotRunHere(
-                    f"No Docker engine answers at {where} ({_first_line(err)}), nor Podman's API "
-                    "service. Start Docker, or run scripts/setup.sh, which installs and starts "
-                    "one on Debian (for Podman: scripts/setup-podman.sh)."
+                    f"No Docker engine answers at {where} ({_first_line(err)}{said}), nor "
+                    "Podman's API service. Start Docker, or run scripts/setup.sh, which installs "
+                    "and starts one on Debian (for Podman: scripts/setup-podman.sh)."
                 ) from err
-        return cls(client)
+        return cls(client, endpoint, files_shared)
 
     @functools.cached_property
     def is_podman(self) -> bool:
@@ -117,10 +131,16 @@ class DockerEngine:
             return podman.is_podman(self.client)
 
     def for_run(self, plan: JobPlan, folders: HostFolders) -> Engine:
-        """The engine seam for one run of `plan`, its host folders where `folders` says."""
-        from localproc.runtime.docker_run import DockerRun
+        """The engine seam for one run of `plan`, its host folders where `folders` says: bind
+        mounts when the engine shares this machine's folders, archives through the Engine API
+        otherwise."""
+        if self.files_shared:
+            from localproc.runtime.docker_run import DockerRun
 
-        return DockerRun(self, plan, folders)
+            return DockerRun(self, plan, folders)
+        from localproc.runtime.docker_remote import DockerArchiveRun
+
+        return DockerArchiveRun(self, plan, folders)
 
     # -- images --------------------------------------------------------------------------------
     def image_config(self, uri: str, pull: bool = True) -> ImageConfig:
@@ -170,7 +190,8 @@ class DockerEngine:
         resolves from its first instruction to the end of the job, whether the peer has started
         yet or has already exited (Docker's DNS knows only running containers). Isolated: an
         internal network (no route out) whose bridge the host firewall shuts off from the
-        host's own services, where this process may change the firewall."""
+        host's own services, where this process may change the firewall (an engine on this
+        machine; another machine's firewall is its own: runtime/firewall.py)."""
         if self.is_podman:
             with engine_errors(f"creating network {name}"):
                 subnet, gateway = podman.create_network(
@@ -184,7 +205,7 @@ class DockerEngine:
                     break
             else:
                 raise EngineError(f"Docker engine: creating network {name} failed: no free subnet")
-        if isolated and firewall.can_isolate_host():
+        if isolated and self.endpoint.on_this_machine and firewall.can_isolate_host():
             try:
                 firewall.block_host_access(run_id)
             except OSError as err:
@@ -230,11 +251,25 @@ class DockerEngine:
                 raise
         return addresses
 
+    def remote_machine_size(self) -> tuple[int, int] | None:
+        """The CPUs and memory of the engine's machine when that is not this one (None here:
+        this machine is measured directly)."""
+        if self.endpoint.on_this_machine:
+            return None
+        info = self._info()
+        return int(info.get("NCPU") or 1), int(info.get("MemTotal") or 0)
+
+    def _info(self) -> dict[str, Any]:
+        """The engine's `info`, read once (it takes tens of milliseconds)."""
+        if self._info_cache is None:
+            with engine_errors("reading the engine's information"):
+                self._info_cache = self.client.info()
+        return self._info_cache
+
     def has_nvidia_runtime(self) -> bool:
         if self.is_podman:  # Podman gives GPUs through CDI devices, not Docker's device requests
             return False
-        with engine_errors("reading the engine's runtimes"):
-            return "nvidia" in (self.client.info().get("Runtimes") or {})
+        return "nvidia" in (self._info().get("Runtimes") or {})
 
     def create_container(
         self,
@@ -245,8 +280,6 @@ class DockerEngine:
     ) -> Container:
         """The planned container with its mounts resolved to host folders, `secrets` added to
         its environment and every peer (algo-i → its fixed address) in its /etc/hosts."""
-        from docker.types import Mount as DockerMount
-
         network = plan.network.name
         # Aliases exist only on user-defined networks; on the default bridge the container's own
         # /etc/hosts resolves its hostname, which is all a single instance needs.
@@ -269,17 +302,14 @@ class DockerEngine:
                 hostname=plan.hostname,
                 network=network,
                 networking_config=endpoints,
-                mounts=[
-                    DockerMount(m.container_path, m.host_path, type="bind", read_only=m.read_only)
-                    for m in mounts
-                ],
+                mounts=[docker_mount(m) for m in mounts],
                 labels=dict(plan.labels),
                 extra_hosts=dict(peers) or None,
                 detach=True,
                 security_opt=list(plan.security_options),
                 cap_drop=list(plan.cap_drop),
                 pids_limit=plan.pids_limit,
-                **_resource_options(plan),
+                **resource_options(plan),
             )
 
     def leftover_runs(self) -> list[LeftoverRun]:
@@ -290,7 +320,9 @@ class DockerEngine:
             # sparse: no per-container inspect, which races with other runs removing theirs
             containers = self.client.containers.list(all=True, filters=selector, sparse=True)
             networks = self.client.networks.list(filters=selector)
-        for kind, items in (("containers", containers), ("networks", networks)):
+            volumes = self._volumes(selector)
+        kinds = (("containers", containers), ("networks", networks), ("volumes", volumes))
+        for kind, items in kinds:
             for item in items:
                 labels = item.attrs.get("Labels") or {}
                 if JOB_LABEL not in labels:
@@ -301,6 +333,11 @@ class DockerEngine:
                 run.runners.add(labels.get(RUNNER_LABEL, ""))
                 getattr(run, kind).append(item.id)
         return list(runs.values())
+
+    def _volumes(self, selector: Mapping[str, str]) -> list[Any]:
+        """The archive backend's volumes (a local engine's runs have none: listing them costs a
+        few milliseconds)."""
+        return self.client.volumes.list(filters=dict(selector))
 
     def runs_of(self, job_name: str, runner: str) -> list[LeftoverRun]:
         """The runs of one job made by one runner (identified by its label)."""
@@ -314,7 +351,13 @@ class DockerEngine:
         with engine_errors(f"removing the containers and networks of run {run_id}"):
             containers = self.client.containers.list(all=True, filters=selector, sparse=True)
             networks = self.client.networks.list(filters=selector)
-        self._remove([c.id for c in containers], [n.id for n in networks], f"run {run_id}")
+            volumes = self._volumes(selector)
+        self._remove(
+            [c.id for c in containers], [n.id for n in networks], f"run {run_id}",
+            [v.id for v in volumes],
+        )  # fmt: skip
+        if not self.endpoint.on_this_machine:
+            return
         try:
             firewall.remove_host_block(run_id)
         except OSError as err:
@@ -324,14 +367,21 @@ class DockerEngine:
         if run.run_id is not None:
             self.remove_run_resources(run.run_id)
         else:  # made before runs had ids: exactly the objects listed
-            self._remove(run.containers, run.networks, run.job_name)
+            self._remove(run.containers, run.networks, run.job_name, run.volumes)
 
-    def _remove(self, containers: Sequence[str], networks: Sequence[str], what: str) -> None:
+    def _remove(
+        self, containers: Sequence[str], networks: Sequence[str], what: str,
+        volumes: Sequence[str] = (),
+    ) -> None:  # fmt: skip
         import docker.errors
 
         def remove(container_id: str) -> None:
             with contextlib.suppress(docker.errors.NotFound):
                 self.client.api.remove_container(container_id, force=True)
+
+        def remove_volume(volume: str) -> None:
+            with contextlib.suppress(docker.errors.NotFound):
+                self.client.api.remove_volume(volume, force=True)
 
         with engine_errors(f"removing the containers and networks of {what}"):
             # All at once: the engine removes several containers in about the time of one.
@@ -340,6 +390,9 @@ class DockerEngine:
             for network_id in networks:
                 with contextlib.suppress(docker.errors.NotFound):
                     self.client.api.remove_network(network_id)
+            # Once the containers that used them are gone; all at once too.
+            with ThreadPoolExecutor(max_workers=max(1, min(len(volumes), 16))) as pool:
+                list(pool.map(remove_volume, volumes))
 
 
 def _addresses(
@@ -350,23 +403,6 @@ def _addresses(
     """A fixed address for each host: the subnet's first ones, the gateway's (if any) left out."""
     free = (str(a) for a in subnet.hosts() if str(a) != gateway)
     return {host: next(free) for host in hosts}
-
-
-def _resource_options(plan: ContainerPlan) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    limits = plan.limits
-    if limits.cpus is not None:
-        options["nano_cpus"] = int(limits.cpus * 1e9)
-    if limits.memory_bytes is not None:
-        # No swap beyond the limit: a job that needs more memory than its instance has is killed,
-        # as it would be on SageMaker, instead of crawling along on this host's swap.
-        options["mem_limit"] = limits.memory_bytes
-        options["memswap_limit"] = limits.memory_bytes
-    if limits.gpus:
-        from docker.types import DeviceRequest
-
-        options["device_requests"] = [DeviceRequest(count=limits.gpus, capabilities=[["gpu"]])]
-    return options
 
 
 def _first_line(err: BaseException) -> str:

@@ -1,6 +1,8 @@
 """Many instances and every input mode, on real Docker and a real S3 endpoint: instances that
 find each other by name, ShardedByS3Key, FullyReplicated downloading each object once, manifests,
-Pipe mode with and without Gzip, and an instance failing while another runs."""
+Pipe mode with and without Gzip, and an instance failing while another runs. Marked tests run on
+Podman too (`both_engines`, `all_engines`) and on a remote engine that shares no folder with the
+CLI (`docker_and_remote`, `all_engines`: tests/engine_nodes.py, the archive backend)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ import pytest
 from docker_engine import (
     EngineUnderTest,
     Localproc,
-    both_engines,
+    all_engines,
+    docker_and_remote,
     job_payload,
     job_resources,
     s3_input,
@@ -99,7 +102,7 @@ def data(uri: str, **extra: str) -> dict[str, Any]:
     return s3_input("data", uri, "/opt/ml/processing/input/data", **extra)
 
 
-@both_engines
+@all_engines
 def test_three_instances_find_each_other_and_get_their_own_config(
     localproc: Localproc, s3: Any
 ) -> None:
@@ -130,6 +133,7 @@ def test_three_instances_find_each_other_and_get_their_own_config(
         assert log == "files ['a.txt', 'b.txt']\n"
 
 
+@docker_and_remote
 def test_fully_replicated_objects_are_downloaded_once_per_job(
     localproc: Localproc, s3: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -149,7 +153,7 @@ def test_fully_replicated_objects_are_downloaded_once_per_job(
     assert len(gets) == 4, gets  # one GET per object, not one per object and instance
 
 
-@both_engines
+@all_engines
 def test_sharded_by_s3_key_splits_objects_disjointly_and_deterministically(
     localproc: Localproc, s3: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -177,6 +181,7 @@ def test_sharded_by_s3_key_splits_objects_disjointly_and_deterministically(
     assert shards["algo-1"] == ["part-00.csv", "part-03.csv", "part-06.csv", "part-09.csv"]
 
 
+@docker_and_remote
 def test_sharded_manifest_entries_are_split_in_manifest_order(
     localproc: Localproc, s3: Any
 ) -> None:
@@ -214,6 +219,7 @@ def test_more_instances_than_objects_leaves_an_empty_local_path(
     ]
 
 
+@docker_and_remote
 def test_manifest_lists_the_objects_to_stage(localproc: Localproc, s3: Any) -> None:
     bucket = s3.make_bucket()
     put_objects(s3, bucket, ["pool/2024/a.csv", "pool/2024/b.csv", "pool/unlisted.csv"])
@@ -273,7 +279,7 @@ pathlib.Path('/opt/ml/processing/out/%s.json' % me).write_text(
 
 
 @pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gzip"])
-@both_engines
+@all_engines
 def test_pipe_mode_streams_objects_in_order_into_a_fifo(
     localproc: Localproc, s3: Any, compressed: bool
 ) -> None:
@@ -306,6 +312,7 @@ pathlib.Path('/opt/ml/processing/out/%s.json' % me).write_text(json.dumps({'head
 """
 
 
+@docker_and_remote
 def test_a_container_that_closes_its_pipe_early_completes(localproc: Localproc, s3: Any) -> None:
     bucket = s3.make_bucket()
     s3.client.put_object(Bucket=bucket, Key="big/0.txt", Body=b"0123456789abcdef" * 2**18)
@@ -346,7 +353,7 @@ time.sleep(120)
 """
 
 
-@both_engines
+@all_engines
 def test_an_instance_failing_stops_the_others(
     localproc: Localproc, s3: Any, engine: EngineUnderTest
 ) -> None:

@@ -1,5 +1,7 @@
 """Jobs you can come back to: describe, list, stop, logs, delete, detached runs, crashed runners,
-and stopping by MaxRuntimeInSeconds or Ctrl-C. Real Docker, real S3, the CLI as users run it."""
+and stopping by MaxRuntimeInSeconds or Ctrl-C. Real Docker, real S3, the CLI as users run it.
+Marked tests also run on Podman and on a remote engine reached over TCP (tests/engine_nodes.py):
+there `gc` must also remove the run's volumes."""
 
 from __future__ import annotations
 
@@ -18,9 +20,11 @@ import pytest
 from docker_engine import (
     EngineUnderTest,
     Localproc,
-    both_engines,
+    all_engines,
+    docker_and_remote,
     job_payload,
     job_resources,
+    job_volumes,
     s3_input,
     s3_output,
     script_input,
@@ -141,7 +145,7 @@ def test_describe_completed_and_failed_jobs_match_the_botocore_shape(
     assert "ResourceNotFound" in missing.stderr
 
 
-@both_engines
+@all_engines
 def test_max_runtime_stops_the_job_uploads_outputs_and_exits_3(
     localproc: Localproc, s3: Any, engine: EngineUnderTest
 ) -> None:
@@ -260,7 +264,7 @@ def test_ctrl_c_stops_the_job_and_cleans_up(
     assert_nothing_left(localproc, docker_client, name)
 
 
-@both_engines
+@all_engines
 def test_stop_from_another_process(localproc: Localproc, s3: Any) -> None:
     bucket = s3.make_bucket()
     name = unique_name("stopme")
@@ -290,6 +294,7 @@ def test_stop_from_another_process(localproc: Localproc, s3: Any) -> None:
     assert "ValidationException" in again.stderr
 
 
+@docker_and_remote
 def test_detached_run_logs_follow_delete(localproc: Localproc, s3: Any) -> None:
     bucket = s3.make_bucket()
     name = unique_name("detached")
@@ -338,7 +343,7 @@ def test_detached_run_logs_follow_delete(localproc: Localproc, s3: Any) -> None:
     assert rerun.exit_code == 0, rerun.output
 
 
-@both_engines
+@all_engines
 def test_sigkilled_runner_is_reconciled_and_gc_removes_leftovers(
     localproc: Localproc, s3: Any, engine: EngineUnderTest
 ) -> None:
@@ -359,6 +364,8 @@ def test_sigkilled_runner_is_reconciled_and_gc_removes_leftovers(
         process.kill()
     containers, networks = job_resources(engine.client, localproc.names)
     assert len(containers) == 2 and networks  # the dead runner left them behind
+    if engine.name == "remote":  # the archive backend's volumes, one per instance mount
+        assert job_volumes(engine.client, localproc.names)
 
     described = json.loads(localproc("describe", name, "--json").stdout)
     assert described["ProcessingJobStatus"] == "Failed"
@@ -367,6 +374,7 @@ def test_sigkilled_runner_is_reconciled_and_gc_removes_leftovers(
     collected = localproc("gc")
     assert collected.exit_code == 0, collected.output
     assert job_resources(engine.client, localproc.names) == ([], [])
+    assert job_volumes(engine.client, localproc.names) == []
 
 
 def test_eight_concurrent_runs_keep_eight_intact_records(localproc: Localproc, s3: Any) -> None:

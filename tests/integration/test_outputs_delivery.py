@@ -1,6 +1,8 @@
 """Outputs as the service delivers them, on real Docker and a real S3 endpoint: Continuous
 uploads while the job runs, EndOfJob after it, SSE-KMS on every object, no symlinks followed,
-and transfer progress on a terminal only."""
+and transfer progress on a terminal only. Marked tests also run on a remote engine reached over
+TCP (`docker_and_remote`, `all_engines`), where Continuous outputs are brought back while the
+instance runs (runtime/docker_remote.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ from typing import Any
 
 from docker_engine import (
     Localproc,
-    both_engines,
+    all_engines,
+    docker_and_remote,
     job_payload,
     s3_input,
     s3_output,
@@ -58,7 +61,7 @@ time.sleep(8)
 """
 
 
-@both_engines
+@all_engines
 def test_a_closed_file_reaches_s3_while_the_job_is_still_running(
     localproc: Localproc, s3: Any
 ) -> None:
@@ -102,6 +105,7 @@ os.symlink('/etc/passwd', out + '/passwd-link')
 """
 
 
+@docker_and_remote
 def test_rewritten_and_slowly_written_files_end_with_their_final_content(
     localproc: Localproc, s3: Any
 ) -> None:
@@ -126,6 +130,7 @@ def test_rewritten_and_slowly_written_files_end_with_their_final_content(
     assert f"{name}/live/passwd-link" not in [o["Key"] for o in listed]
 
 
+@docker_and_remote
 def test_end_of_job_many_files_and_kms_on_every_object(localproc: Localproc, s3: Any) -> None:
     import boto3
 
