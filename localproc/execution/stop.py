@@ -1,6 +1,7 @@
 """The run's one stop signal: set by signal handlers, the deadline and `request_stop`; read by
 staging (no further download), the watch (stop or kill the containers) and the uploads (a
-second Ctrl-C abandons them)."""
+second Ctrl-C abandons them). And `interrupts_deferred`, for code that must not be cut short
+by a Ctrl-C between two steps."""
 
 from __future__ import annotations
 
@@ -54,3 +55,23 @@ def stop_on_signals(stop: StopSignal) -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """A SIGINT (Ctrl-C) that comes inside is taken at the end of the block instead of where it
+    lands: code that starts a process cannot lose it half-started (a KeyboardInterrupt inside
+    subprocess.Popen loses a child that already runs). It is raised again, to the handler that
+    was in place, on the way out, also when the block raises. Only in the main thread (signal
+    handlers run nowhere else)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
+        if received:
+            signal.raise_signal(signal.SIGINT)  # the default handler raises KeyboardInterrupt

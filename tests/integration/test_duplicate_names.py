@@ -15,6 +15,8 @@ import pytest
 from docker_engine import Localproc, job_payload, s3_input, unique_name, wait_for
 from serve_clients import raw_request, start_server
 
+from localproc.service.detach import END_TIMEOUT_SECONDS
+
 pytestmark = pytest.mark.docker
 
 SLOW = ["sh", "-c", "echo started; sleep 4"]
@@ -122,7 +124,9 @@ def test_ctrl_c_before_a_detached_run_has_recorded_its_job_ends_that_run(
             time.sleep(0.1)
         time.sleep(1)
         parent.send_signal(signal.SIGINT)
-        _out, err = parent.communicate(timeout=60)
+        # It ends the background run and waits at most END_TIMEOUT_SECONDS for it to end; the
+        # rest is for a loaded host.
+        _out, err = parent.communicate(timeout=END_TIMEOUT_SECONDS + 60)
         proxy.thaw()
         time.sleep(8)  # time enough for a background run that went on to record the job
     finally:
