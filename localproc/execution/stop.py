@@ -1,7 +1,7 @@
 """The run's one stop signal: set by signal handlers, the deadline and `request_stop`; read by
 staging (no further download), the watch (stop or kill the containers) and the uploads (a
-second Ctrl-C abandons them). And `interrupts_deferred`, for code that must not be cut short
-by a Ctrl-C between two steps."""
+second Ctrl-C abandons them). And `giving_up_on_signals`, for a caller that waits on a run it
+started (`run --detach`)."""
 
 from __future__ import annotations
 
@@ -57,21 +57,33 @@ def stop_on_signals(stop: StopSignal) -> Iterator[None]:
             signal.signal(signum, handler)
 
 
+# Dispositions that say nothing of the caller's own: the interpreter's default, or the one a
+# shell without job control gives a background command (SIGINT ignored).
+_NOT_THE_CALLERS_OWN = (signal.default_int_handler, signal.SIG_DFL, signal.SIG_IGN, None)
+
+
 @contextlib.contextmanager
-def interrupts_deferred() -> Iterator[None]:
-    """A SIGINT (Ctrl-C) that comes inside is taken at the end of the block instead of where it
-    lands: code that starts a process cannot lose it half-started (a KeyboardInterrupt inside
-    subprocess.Popen loses a child that already runs). It is raised again, to the handler that
-    was in place, on the way out, also when the block raises. Only in the main thread (signal
-    handlers run nowhere else)."""
+def giving_up_on_signals() -> Iterator[StopSignal]:
+    """Inside, SIGINT (Ctrl-C) and SIGTERM only set the yielded signal; the block polls it where
+    it can act on it. Never a KeyboardInterrupt where it lands: one inside subprocess.Popen loses
+    a child that already runs. As for `run` in the foreground, also when SIGINT was ignored on
+    entry (a background command of a shell without job control). A handler of the caller's own
+    (a pipeline's stop) is left in place. Only in the main thread (elsewhere: nothing)."""
+    stop = StopSignal()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield stop
         return
-    received: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, _frame: received.append(signum))
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stop.request("interrupted (Ctrl-C)" if signum == signal.SIGINT else "stop requested")
+
+    previous = {
+        signum: signal.signal(signum, on_signal)
+        for signum in (signal.SIGINT, signal.SIGTERM)
+        if signal.getsignal(signum) in _NOT_THE_CALLERS_OWN
+    }
     try:
-        yield
+        yield stop
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
-        if received:
-            signal.raise_signal(signal.SIGINT)  # the default handler raises KeyboardInterrupt
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)

@@ -25,7 +25,7 @@ from typing import Any
 
 from localproc.errors import ExitStatus, LocalprocError
 from localproc.execution.prepare import RunSettings, job_arn_for
-from localproc.execution.stop import interrupts_deferred
+from localproc.execution.stop import StopSignal, giving_up_on_signals
 from localproc.files import private_dir
 from localproc.records.store import JobStore
 from localproc.service.options import RunOptions
@@ -123,36 +123,33 @@ def start_detached(request: dict[str, Any], settings: RunSettings) -> str:
 
 @dataclass
 class _Started:
-    """How far start_detached got: what must be undone (the claim) or ended (the run)."""
+    """How far start_detached got: the token of the claim it made, to release on failure."""
 
     token: str | None = None
-    process: subprocess.Popen[bytes] | None = None
 
 
 def _start_and_wait(
     request: dict[str, Any], settings: RunSettings, store: JobStore, started: _Started
 ) -> str:
     name = request["ProcessingJobName"]
-    log_path = store.layout.runner_log(name)
-    try:
-        # A Ctrl-C while the name is claimed and the run started is taken once both are known,
-        # below: one inside Popen would lose a child that already runs, and that child would
-        # run the job, which its caller was told is not run.
-        with interrupts_deferred():
-            store.claim(name, job_arn_for(request, settings))  # raises ResourceInUse
-            started.token = store.claim_token(name)
-            started.process = _start(request, settings, store, started.token)
-        return _wait_until_recorded(started.process, store, name, log_path)
-    except KeyboardInterrupt:
-        # The caller gave up before hearing of the job: it must not run on unannounced. The
-        # background run's handlers stop a job it records meanwhile (it then ends Stopped).
-        if started.process is not None:
-            _end(started.process)
-        raise DetachedRunRejected(
-            "interrupted before the background run had recorded the job; it was ended"
-            + (" (it had just recorded it: the job is stopped)" if store.exists(name) else ""),
-            ExitStatus.STOPPED,
-        ) from None
+    # A Ctrl-C (or SIGTERM) while the name is claimed and the run started is acted on once both
+    # are known: one inside Popen would lose a child that already runs, and that child would
+    # run the job its caller was told is not run.
+    with giving_up_on_signals() as given_up:
+        store.claim(name, job_arn_for(request, settings))  # raises ResourceInUse
+        started.token = store.claim_token(name)
+        process = _start(request, settings, store, started.token)
+        arn = _wait_until_recorded(process, store, name, given_up)
+    if arn is not None and not given_up.requested:
+        return arn
+    # The caller gave up before hearing of the job: it must not run on unannounced. The
+    # background run's handlers stop a job it records meanwhile (it then ends Stopped).
+    _end(process)
+    raise DetachedRunRejected(
+        "interrupted before the background run had recorded the job; it was ended"
+        + (" (it had just recorded it: the job is stopped)" if store.exists(name) else ""),
+        ExitStatus.STOPPED,
+    )
 
 
 def _start(
@@ -198,11 +195,14 @@ def _end(process: subprocess.Popen[bytes]) -> None:
 
 
 def _wait_until_recorded(
-    process: subprocess.Popen[bytes], store: JobStore, name: str, log_path: Path
-) -> str:
-    status = store.layout.runner_status(name)
+    process: subprocess.Popen[bytes], store: JobStore, name: str, given_up: StopSignal
+) -> str | None:
+    """The job's ARN once the run has recorded it; None if the caller gave up first."""
+    log_path, status = store.layout.runner_log(name), store.layout.runner_status(name)
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while not store.exists(name):
+        if given_up.requested:
+            return None
         code = process.returncode
         if code is not None and not store.exists(name):
             raise _rejection(RunStatus.read(status), code, log_path)

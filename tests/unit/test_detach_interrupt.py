@@ -32,18 +32,31 @@ main()
 """
 
 
+@pytest.mark.parametrize(
+    ("signum", "sigint_on_entry"),
+    [
+        (signal.SIGINT, signal.default_int_handler),
+        # As a shell without job control starts a background command: `run` acts on it all
+        # the same; before, `run --detach` went on waiting, deaf to it.
+        (signal.SIGINT, signal.SIG_IGN),
+    ],
+    ids=["ctrl-c", "ctrl-c-ignored-on-entry"],
+)
 def test_a_ctrl_c_while_the_child_is_being_started_ends_that_child(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, signum: int, sigint_on_entry: Any
 ) -> None:
-    """The SIGINT lands while the parent is still inside Popen (the child exists, Popen has not
+    """The signal lands while the parent is still inside Popen (the child exists, Popen has not
     returned it): before, the KeyboardInterrupt left the child running on, unknown to anyone."""
+    monkeypatch.setattr(detach, "START_TIMEOUT_SECONDS", 20)  # a deaf parent fails, not hangs
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, sigint_on_entry)
     real_popen = subprocess.Popen
     started: list[subprocess.Popen[bytes]] = []
 
     def popen(command: list[str], *args: Any, **kwargs: Any) -> Any:
         child = real_popen([sys.executable, "-c", HANGING_CHILD, *command[3:]], *args, **kwargs)
         started.append(child)
-        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, before Popen has returned
+        os.kill(os.getpid(), signum)  # Ctrl-C, before Popen has returned
         return child
 
     monkeypatch.setattr(subprocess, "Popen", popen)
@@ -55,6 +68,8 @@ def test_a_ctrl_c_while_the_child_is_being_started_ends_that_child(
     except KeyboardInterrupt:
         pytest.fail("the Ctrl-C escaped start_detached, which did not end its child")
     finally:
+        for restored, handler in previous.items():
+            signal.signal(restored, handler)
         for child in started:  # nothing left behind, also when this test fails
             if child.poll() is None:
                 child.kill()
