@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import secrets
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +38,15 @@ def claim(state: StateDir, name: str, arn: str, token: str | None = None) -> Pat
     """Reserve the name; raises ResourceInUse if a job of that name is recorded or starting.
     With `token`, first take over the claim another process made with it for this one."""
     folder = state.job(name)
-    if token is not None and _take_over(folder, token):
+    if token is not None:
+        if not _take_over(folder, token):
+            # Never a claim of its own instead: its caller gave up and answered that the job
+            # does not run; a run now would be one nobody was told of.
+            raise CannotRunHere(
+                f"The caller that claimed the name {name} for this background run gave up "
+                "(interrupted, or it stopped waiting) before this run took the claim over; "
+                "the job is not run."
+            )
         return folder.path
     for _attempt in range(2):
         fresh: Path | None = None
@@ -71,10 +81,11 @@ def claim_token(folder: JobFolder) -> str:
 
 
 def release_claim(state: StateDir, folder: JobFolder, token: str) -> None:
-    """Give up a claim whose job was never recorded."""
-    if folder.record.exists() or claim_token(folder) != token:
-        return
-    discard(state, folder)
+    """Give up a claim whose job was never recorded; not one the run it was made for took over
+    (it has a token of its own then)."""
+    with _locked(folder) as present:
+        if present and not folder.record.exists() and claim_token(folder) == token:
+            discard(state, folder)
 
 
 def stale_claims(state: StateDir) -> list[str]:
@@ -105,10 +116,35 @@ def discard(state: StateDir, folder: JobFolder) -> None:
 
 
 def _take_over(folder: JobFolder, token: str) -> bool:
-    if read_claim(folder).get("Token") != token or folder.record.exists():
+    """Make the claim made with `token` this process's own, under a token of its own: from then
+    on its maker cannot release it. Under the folder's lock, as release_claim: one of the two
+    wins, never both."""
+    with _locked(folder) as present:
+        if not present or read_claim(folder).get("Token") != token or folder.record.exists():
+            return False
+        _write_claim(folder, secrets.token_hex(8))
+        return True
+
+
+@contextlib.contextmanager
+def _locked(folder: JobFolder) -> Iterator[bool]:
+    """The folder's lock (the one JobStore.locked takes); False when there is no folder."""
+    try:
+        handle = folder.lock.open("a")
+    except (FileNotFoundError, NotADirectoryError):
+        yield False
+        return
+    with handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        yield _still_in_place(folder, handle.fileno())
+
+
+def _still_in_place(folder: JobFolder, lock: int) -> bool:
+    """False if the folder was discarded (renamed away) while this process waited for its lock."""
+    try:
+        return os.path.samestat(os.stat(folder.lock), os.fstat(lock))
+    except OSError:
         return False
-    _write_claim(folder, token)  # now this process's claim
-    return True
 
 
 def _write_claim(folder: JobFolder, token: str) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 
 from localproc.errors import ExitStatus, LocalprocError
 from localproc.execution.prepare import RunSettings, job_arn_for
+from localproc.execution.stop import StopSignal, giving_up_on_signals
 from localproc.files import private_dir
 from localproc.records.store import JobStore
 from localproc.service.options import RunOptions
@@ -107,20 +108,54 @@ def start_detached(request: dict[str, Any], settings: RunSettings) -> str:
     recording the job, the claim is released here."""
     store = JobStore(settings.state_dir)
     name = request["ProcessingJobName"]
-    store.claim(name, job_arn_for(request, settings))  # raises ResourceInUse
-    token = store.claim_token(name)
+    started = _Started()
     try:
-        return _start_and_wait(request, settings, store, token)
+        return _start_and_wait(request, settings, store, started)
     except BaseException:
-        store.release_claim(name, token)
+        if started.token is not None:
+            store.release_claim(name, started.token)
         raise
+    finally:
+        if started.token is not None:  # else the name is another run's, and so is this file
+            # Beside the runner log (runners/NAME.status.json); removed once read.
+            store.layout.runner_status(name).unlink(missing_ok=True)
+
+
+@dataclass
+class _Started:
+    """How far start_detached got: the token of the claim it made, to release on failure."""
+
+    token: str | None = None
 
 
 def _start_and_wait(
-    request: dict[str, Any], settings: RunSettings, store: JobStore, token: str
+    request: dict[str, Any], settings: RunSettings, store: JobStore, started: _Started
 ) -> str:
     name = request["ProcessingJobName"]
-    # Beside the runner log (runners/NAME.status.json); removed once the parent has read it.
+    # A Ctrl-C (or SIGTERM) while the name is claimed and the run started is acted on once both
+    # are known: one inside Popen would lose a child that already runs, and that child would
+    # run the job its caller was told is not run.
+    with giving_up_on_signals() as given_up:
+        store.claim(name, job_arn_for(request, settings))  # raises ResourceInUse
+        started.token = store.claim_token(name)
+        process = _start(request, settings, store, started.token)
+        arn = _wait_until_recorded(process, store, name, given_up)
+    if arn is not None and not given_up.requested:
+        return arn
+    # The caller gave up before hearing of the job: it must not run on unannounced. The
+    # background run's handlers stop a job it records meanwhile (it then ends Stopped).
+    _end(process)
+    raise DetachedRunRejected(
+        "interrupted before the background run had recorded the job; it was ended"
+        + (" (it had just recorded it: the job is stopped)" if store.exists(name) else ""),
+        ExitStatus.STOPPED,
+    )
+
+
+def _start(
+    request: dict[str, Any], settings: RunSettings, store: JobStore, token: str
+) -> subprocess.Popen[bytes]:
+    name = request["ProcessingJobName"]
     log_path, status_path = store.layout.runner_log(name), store.layout.runner_status(name)
     private_dir(log_path.parent)
     status_path.unlink(missing_ok=True)
@@ -145,32 +180,29 @@ def _start_and_wait(
     process.stdin.close()
     # Reap the run when it ends, so a long-lived caller (`serve`) collects no zombies.
     threading.Thread(target=process.wait, daemon=True).start()
-    try:
-        return _wait_until_recorded(process, store, name, log_path, status_path)
-    except KeyboardInterrupt:
-        # The caller gave up before hearing of the job: it must not run on unannounced. The
-        # background run's handlers stop a job it records meanwhile (it then ends Stopped).
-        _end(process)
-        raise DetachedRunRejected(
-            "interrupted before the background run had recorded the job; it was ended"
-            + (" (it had just recorded it: the job is stopped)" if store.exists(name) else ""),
-            ExitStatus.STOPPED,
-        ) from None
-    finally:
-        status_path.unlink(missing_ok=True)
+    return process
+
+
+# How long an ended (SIGTERM) background run is waited for. One that had just taken the claim
+# over stops the job it records (its signal handlers are in by then) before it ends.
+END_TIMEOUT_SECONDS = 30
 
 
 def _end(process: subprocess.Popen[bytes]) -> None:
     process.terminate()
     with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=30)
+        process.wait(timeout=END_TIMEOUT_SECONDS)
 
 
 def _wait_until_recorded(
-    process: subprocess.Popen[bytes], store: JobStore, name: str, log_path: Path, status: Path
-) -> str:
+    process: subprocess.Popen[bytes], store: JobStore, name: str, given_up: StopSignal
+) -> str | None:
+    """The job's ARN once the run has recorded it; None if the caller gave up first."""
+    log_path, status = store.layout.runner_log(name), store.layout.runner_status(name)
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while not store.exists(name):
+        if given_up.requested:
+            return None
         code = process.returncode
         if code is not None and not store.exists(name):
             raise _rejection(RunStatus.read(status), code, log_path)

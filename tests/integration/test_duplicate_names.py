@@ -15,6 +15,8 @@ import pytest
 from docker_engine import Localproc, job_payload, s3_input, unique_name, wait_for
 from serve_clients import raw_request, start_server
 
+from localproc.service.detach import END_TIMEOUT_SECONDS
+
 pytestmark = pytest.mark.docker
 
 SLOW = ["sh", "-c", "echo started; sleep 4"]
@@ -85,11 +87,22 @@ def test_two_concurrent_creates_of_one_name_through_serve_one_gets_resource_in_u
         server.stop()
 
 
+# Starts `python -m localproc ...` with SIGINT ignored, as a shell without job control starts a
+# background command (`localproc run --detach ... &` in a script; a test suite started so).
+SIGINT_IGNORED = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+    "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+)
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "ctrl-c-ignored-on-entry", "sigterm"])
 def test_ctrl_c_before_a_detached_run_has_recorded_its_job_ends_that_run(
-    localproc: Localproc, own_s3: tuple[str, Any, Any]
+    localproc: Localproc, own_s3: tuple[str, Any, Any], how: str
 ) -> None:
     """The caller of `run --detach` gives up while the background run still lists its inputs
-    (S3 hangs): it is told so, and that run must not go on to run the job unannounced."""
+    (S3 hangs): it is told so, and that run must not go on to run the job unannounced. Also
+    when it was started with SIGINT ignored (as `run` in the foreground, it acts on it), and
+    on SIGTERM (`timeout`, `kill`)."""
     import signal
     import time
 
@@ -106,8 +119,9 @@ def test_ctrl_c_before_a_detached_run_has_recorded_its_job_ends_that_run(
         inputs=[s3_input("data", "s3://faults/in/", "/opt/ml/processing/in")],
     )
     path = localproc.write_payload(payload)
+    python = [sys.executable, "-c", SIGINT_IGNORED] if "ignored" in how else [sys.executable]
     parent = subprocess.Popen(
-        [sys.executable, "-m", "localproc", "run", str(path), "--detach",
+        [*python, "-m", "localproc", "run", str(path), "--detach",
          "--s3-endpoint-url", proxy.url],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "LOCALPROC_HOME": str(localproc.state_dir)}, cwd=localproc.workdir,
@@ -121,8 +135,10 @@ def test_ctrl_c_before_a_detached_run_has_recorded_its_job_ends_that_run(
         while not runner_log.exists() and time.monotonic() - started < 60:
             time.sleep(0.1)
         time.sleep(1)
-        parent.send_signal(signal.SIGINT)
-        _out, err = parent.communicate(timeout=60)
+        parent.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGINT)
+        # It ends the background run and waits at most END_TIMEOUT_SECONDS for it to end; the
+        # rest is for a loaded host.
+        _out, err = parent.communicate(timeout=END_TIMEOUT_SECONDS + 60)
         proxy.thaw()
         time.sleep(8)  # time enough for a background run that went on to record the job
     finally:
