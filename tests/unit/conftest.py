@@ -12,7 +12,10 @@ from typing import Any
 
 import pytest
 
-_ENGINE_OR_NETWORK = ("docker_client", "entrypoint_image", "localproc", "s3_server", "s3", "own_s3")
+_ENGINE_OR_NETWORK = (
+    "docker_client", "entrypoint_image", "localproc", "s3_server", "s3", "own_s3",
+    "remote_engine", "remote_docker",
+)  # fmt: skip
 
 
 def _refused(name: str) -> Any:
