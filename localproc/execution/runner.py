@@ -26,7 +26,8 @@ from localproc.plan import JobPlan
 from localproc.records.layout import JobFolder
 from localproc.records.store import JobStatus, JobStore
 from localproc.runtime.engine import DockerEngine
-from localproc.runtime.protocol import EngineError
+from localproc.runtime.protocol import EngineError, GangPlacement
+from localproc.runtime.swarm import SwarmCluster
 from localproc.storage import ObjectStore
 from localproc.transfer.progress import TransferProgress
 
@@ -42,7 +43,7 @@ class Runner:
         plan: JobPlan | None,
         settings: RunSettings,
         store: ObjectStore,
-        engine: DockerEngine,
+        engine: DockerEngine | SwarmCluster,
         records: JobStore,
         folder: JobFolder,
         notify: Notify,
@@ -122,6 +123,12 @@ class Runner:
     def _contain(
         self, ctx: RunContext, log_stream: TextIO | None, colour: bool
     ) -> list[InstanceResult]:
+        engine = ctx.engine
+        # On a cluster all instances are placed at once before anything is staged or made;
+        # the run may wait for room there, and a stop meanwhile ends it with nothing made.
+        placing = isinstance(engine, GangPlacement)
+        if placing and not engine.place_instances(self.notify, lambda: self.stop.requested):
+            return []
         stage(ctx)
         if self.stop.requested:
             return []  # stopped while staging: no container is started
