@@ -356,8 +356,8 @@ def test_a_job_waits_until_the_cluster_can_place_all_its_instances(
         assert not (localproc.job_dir(small) / "logs" / "algo-1.log").exists()
         assert localproc("stop", big).exit_code == 0
         assert first.wait(timeout=90) == 3
-        assert second.wait(timeout=90) == 0
-        stderr = second.stderr.read() if second.stderr else ""
+        _out, stderr = second.communicate(timeout=90)
+        assert second.returncode == 0, stderr
         waiting = [x for x in stderr.splitlines() if "waiting for the cluster" in x]
         assert len(waiting) == 1, stderr
         assert "place all 2 instances" in waiting[0] and "room for 0 now" in waiting[0]
