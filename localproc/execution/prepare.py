@@ -147,6 +147,7 @@ def prepare(request: dict[str, Any], settings: RunSettings, dry_run: bool = Fals
             resource_limits_enabled=settings.resource_limits,
             runner_label=RunnerIdentity.current().label(),
             limits=limits,
+            overlay_network=isinstance(engine, SwarmCluster),
         )  # fmt: skip
     except JobFailure as failure:  # e.g. an empty prefix: the job exists, and fails
         preparation.failure = failure
