@@ -37,6 +37,7 @@ DEFAULT_ENGINE_PORT = 2375
 # half is the range Swarm allocates from by itself (each node's load-balancer endpoint takes an
 # address of the network when it first joins, which would otherwise collide with an instance's).
 NETWORK_REMOVAL_SECONDS = 15.0
+SUBNET_ALLOCATION_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -156,12 +157,13 @@ class SwarmCluster:
 
         with engine_errors(f"creating overlay network {name}"):
             probe = create(None)  # the swarm picks a free subnet from its own pools
-            probe.reload()
-            config = (probe.attrs.get("IPAM") or {}).get("Config") or []
-            probe.remove()
-            subnet = ipaddress.ip_network(config[0]["Subnet"])
+            try:
+                config = _allocated_subnet(probe)
+            finally:
+                probe.remove()
+            subnet = ipaddress.ip_network(config["Subnet"])
             lower, upper = list(subnet.subnets(prefixlen_diff=1))
-            gateway = config[0].get("Gateway") or str(next(subnet.hosts()))
+            gateway = config.get("Gateway") or str(next(subnet.hosts()))
             free = (str(a) for a in lower.hosts() if str(a) != gateway)
             addresses = {host: next(free) for host in hosts}
             pool = IPAMPool(subnet=str(subnet), iprange=str(upper), gateway=gateway)
@@ -217,6 +219,23 @@ class SwarmCluster:
         with ThreadPoolExecutor(max_workers=len(self.nodes)) as pool:
             list(pool.map(lambda n: n.engine.remove_run_resources(run_id), self.nodes))
         self.remove_networks(run_id)
+
+
+def _allocated_subnet(network: Any) -> dict[str, str]:
+    """The IPv4 pool the manager gave `network`: it answers the create before it has always
+    allocated one, so it is read again for a few seconds."""
+    deadline = time.monotonic() + SUBNET_ALLOCATION_SECONDS
+    while True:
+        network.reload()
+        config = (network.attrs.get("IPAM") or {}).get("Config") or []
+        v4 = [
+            c for c in config if c.get("Subnet") and ipaddress.ip_network(c["Subnet"]).version == 4
+        ]
+        if v4:
+            return v4[0]
+        if time.monotonic() > deadline:
+            raise EngineError(f"Docker engine: the swarm gave network {network.name} no subnet")
+        time.sleep(0.1)
 
 
 def _ready_and_active(node: Mapping[str, Any]) -> bool:
