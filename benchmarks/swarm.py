@@ -41,7 +41,8 @@ from benchmarks.common import (  # noqa: E402
 INPUT_PATH = "/opt/ml/processing/input/data"
 OUTPUT_PATH = "/opt/ml/processing/output"
 COMMAND = f"cat {INPUT_PATH}/* | wc -c > {OUTPUT_PATH}/bytes.txt"
-BRIDGE, SUBNET, PREFIX = "lpbr-bench", "10.238.0.0/24", "lpbench"
+# Names and a subnet of its own: the remote-engine benchmark and the tests make nodes too.
+BRIDGE, SUBNET, PREFIX = "lpbr-swb", "10.239.0.0/24", "lpswb"
 
 
 def jobs(settings: Settings) -> dict[str, tuple[int, str]]:
