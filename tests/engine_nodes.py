@@ -35,7 +35,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,6 +125,7 @@ def create_network(bridge: str, subnet: str) -> NodeNetwork:
         raise NodeError(f"bridge name {bridge!r} is longer than 15 characters")
     network = NodeNetwork(bridge, ipaddress.ip_network(subnet))
     _run("ip", "link", "del", bridge, check=False)
+    _refuse_overlap(network.subnet)
     _run("ip", "link", "add", bridge, "type", "bridge")
     try:
         prefix = network.subnet.prefixlen
@@ -137,6 +138,20 @@ def create_network(bridge: str, subnet: str) -> NodeNetwork:
         remove_network(network)
         raise
     return network
+
+
+def _refuse_overlap(subnet: ipaddress.IPv4Network) -> None:
+    """Another bridge with an overlapping subnet (another test run's nodes) would take the
+    traffic meant for these nodes: a node's address would answer from someone else's dockerd,
+    whose containers teardown would then remove. Refused instead."""
+    for line in _run("ip", "-4", "-o", "route", "show").stdout.splitlines():
+        fields = line.split()
+        if not fields or fields[0] == "default":
+            continue
+        with contextlib.suppress(ValueError):
+            if ipaddress.ip_network(fields[0], strict=False).overlaps(subnet):
+                device = fields[fields.index("dev") + 1] if "dev" in fields else "?"
+                raise NodeError(f"subnet {subnet} overlaps {fields[0]} on {device}: choose another")
 
 
 def remove_network(network: NodeNetwork) -> None:
@@ -334,19 +349,28 @@ def engine_nodes(
                 stop_node(node)
 
 
-def node_leftovers(node: EngineNode, label: str = "localproc.job") -> dict[str, list[str]]:
-    """The node's containers, networks and volumes that carry `label`: what a finished job must
-    not leave behind."""
+def node_leftovers(
+    node: EngineNode, names: Iterable[str] | None = None, label: str = "localproc.job"
+) -> dict[str, list[str]]:
+    """The node's containers, networks and volumes that carry `label` (of the jobs `names` only,
+    when given): what finished jobs must not leave behind. Empty lists when nothing is left."""
+    selectors = [{"label": label}] if names is None else [{"label": f"{label}={n}"} for n in names]
     client = node.client()
+    found: dict[str, list[str]] = {"containers": [], "networks": [], "volumes": []}
     try:
-        selector = {"label": label}
-        return {
-            "containers": [c.name for c in client.containers.list(all=True, filters=selector)],
-            "networks": [n.name for n in client.networks.list(filters=selector)],
-            "volumes": [v.name for v in client.volumes.list(filters=selector)],
-        }
+        for selector in selectors:
+            found["containers"] += [
+                c.name for c in client.containers.list(all=True, filters=selector)
+            ]
+            found["networks"] += [n.name for n in client.networks.list(filters=selector)]
+            found["volumes"] += [v.name for v in client.volumes.list(filters=selector)]
     finally:
         client.close()
+    return found
+
+
+def nothing_left(found: dict[str, list[str]]) -> bool:
+    return not any(found.values())
 
 
 def nodes_unavailable() -> str | None:
@@ -379,3 +403,51 @@ def remote_docker(remote_engine: EngineNode) -> Iterator[Any]:
     client = remote_engine.client()
     yield client
     client.close()
+
+
+@dataclass
+class EngineUnderTest:
+    """The engine a parametrized test's jobs run on: "local" (this machine's, bind mounts) or
+    "remote" (the session node over TCP: the archive backend)."""
+
+    kind: str
+    client: Any  # a docker SDK client of that engine
+    node: EngineNode | None = None
+
+    def leftovers(self, names: Iterable[str]) -> dict[str, list[str]]:
+        if self.node is not None:
+            return node_leftovers(self.node, names)
+        found = {"containers": [], "networks": [], "volumes": []}
+        for name in names:
+            selector = {"label": f"localproc.job={name}"}
+            found["containers"] += [
+                c.name for c in self.client.containers.list(all=True, filters=selector)
+            ]
+            found["networks"] += [n.name for n in self.client.networks.list(filters=selector)]
+            found["volumes"] += [v.name for v in self.client.volumes.list(filters=selector)]
+        return found
+
+
+@pytest.fixture(params=["local", "remote"])
+def on_engine(
+    request: pytest.FixtureRequest,
+    docker_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> Iterator[EngineUnderTest]:
+    """Runs the test once on this machine's engine and once on the remote node (DOCKER_HOST set
+    to its TCP address for everything the test starts). Afterwards nothing of the test's jobs
+    may be left on that engine: no container, network or volume."""
+    if request.param == "local":
+        under_test = EngineUnderTest("local", docker_client)
+    else:
+        node = request.getfixturevalue("remote_engine")
+        monkeypatch.setenv("DOCKER_HOST", node.docker_host)
+        under_test = EngineUnderTest("remote", request.getfixturevalue("remote_docker"), node)
+    yield under_test
+    names = {record.parent.name for record in tmp_path.glob("**/jobs/*/record.json")}
+    deadline = time.monotonic() + 15  # a detached runner may still be removing its objects
+    while not nothing_left(found := under_test.leftovers(names)):
+        if time.monotonic() > deadline:
+            pytest.fail(f"left on the {under_test.kind} engine: {found}")
+        time.sleep(0.25)

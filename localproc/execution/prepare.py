@@ -70,11 +70,6 @@ def unsupported_features(job: JobSpec) -> list[str]:
                 "the AWS service to run the query; stage the query's result in S3 and use an "
                 "S3Input instead"
             )
-        elif item.s3 is not None and item.s3.input_mode == "Pipe" and not _local_engine():
-            problems.append(
-                f"input '{item.name}': S3InputMode Pipe needs the Docker engine on this "
-                "machine's kernel (a FIFO does not cross to a remote DOCKER_HOST)"
-            )
     problems += _shared_local_paths(job)
     return problems
 
@@ -92,10 +87,6 @@ def _shared_local_paths(job: JobSpec) -> list[str]:
         for output in mounted_outputs
         if (path := posixpath.normpath(str(output.local_path))) in inputs
     ]
-
-
-def _local_engine() -> bool:
-    return os.environ.get("DOCKER_HOST", "unix://").startswith("unix://")
 
 
 @dataclass

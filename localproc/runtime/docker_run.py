@@ -92,12 +92,16 @@ class DockerRun:
 
         def create(instance: InstancePlan) -> Container:
             assert instance.container is not None
-            mounts = [self._bind(instance.host, m) for m in instance.container.mounts]
+            mounts = self._mounts(instance)
             return self._engine.create_container(instance.container, mounts, secrets, self._peers)
 
         with ThreadPoolExecutor(max_workers=max(1, len(instances))) as pool:
             created = list(pool.map(create, instances))
         self._containers = {i.host: c for i, c in zip(instances, created, strict=True)}
+
+    def _mounts(self, instance: InstancePlan) -> list[Mount]:
+        assert instance.container is not None
+        return [self._bind(instance.host, m) for m in instance.container.mounts]
 
     def _bind(self, host: str, mount: MountPlan) -> Mount:
         folders = {

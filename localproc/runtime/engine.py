@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from localproc.plan.naming import (
     pids_limit,
 )
 from localproc.runtime import firewall
+from localproc.runtime.endpoint import Endpoint, client_options, resolve_endpoint, shares_files
 from localproc.runtime.protocol import Engine, EngineError, HostFolders
 
 __all__ = [
@@ -64,11 +64,13 @@ def engine_errors(action: str) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class Mount:
-    """A host folder bind-mounted into a container: known only inside runtime/."""
+    """A host folder bind-mounted into a container, or (`volume`) a volume of the engine's
+    mounted by name: known only inside runtime/."""
 
-    host_path: str
+    host_path: str  # the volume's name when `volume`
     container_path: str
     read_only: bool = False
+    volume: bool = False
 
 
 @dataclass
@@ -80,35 +82,54 @@ class LeftoverRun:
     runners: set[str] = field(default_factory=set)  # runner labels
     containers: list[str] = field(default_factory=list)  # ids
     networks: list[str] = field(default_factory=list)
+    volumes: list[str] = field(default_factory=list)  # names (the archive backend's)
 
 
 class DockerEngine:
     """A connected engine. Create with `DockerEngine.connect()`."""
 
-    def __init__(self, client: docker.DockerClient) -> None:
+    def __init__(
+        self, client: docker.DockerClient, endpoint: Endpoint | None = None,
+        files_shared: bool = True,
+    ) -> None:  # fmt: skip
         self.client = client
+        self.endpoint = endpoint or Endpoint("unix:///var/run/docker.sock", "default")
+        # Bind mounts of this machine's folders work (runtime/endpoint.py says when).
+        self.files_shared = files_shared
 
     @classmethod
     def connect(cls) -> DockerEngine:
         import docker
         import docker.errors
 
-        where = os.environ.get("DOCKER_HOST", "the default socket")
+        endpoint = resolve_endpoint()
+        files_shared = shares_files(endpoint)
+        where = "the default socket" if endpoint.source == "default" else endpoint.describe()
         try:
-            client = docker.from_env(version="auto", timeout=120)
+            options = client_options(endpoint)
+            if options:
+                client = docker.DockerClient(version="auto", timeout=120, **options)
+            else:
+                client = docker.from_env(version="auto", timeout=120)
             client.ping()
         except (docker.errors.DockerException, OSError) as err:
             raise CannotRunHere(
                 f"No Docker engine answers at {where} ({_first_line(err)}). Start Docker, or run "
                 "scripts/setup.sh, which installs and starts one on Debian."
             ) from err
-        return cls(client)
+        return cls(client, endpoint, files_shared)
 
     def for_run(self, plan: JobPlan, folders: HostFolders) -> Engine:
-        """The engine seam for one run of `plan`, its host folders where `folders` says."""
-        from localproc.runtime.docker_run import DockerRun
+        """The engine seam for one run of `plan`, its host folders where `folders` says: bind
+        mounts when the engine shares this machine's folders, archives through the Engine API
+        otherwise."""
+        if self.files_shared:
+            from localproc.runtime.docker_run import DockerRun
 
-        return DockerRun(self, plan, folders)
+            return DockerRun(self, plan, folders)
+        from localproc.runtime.docker_remote import DockerArchiveRun
+
+        return DockerArchiveRun(self, plan, folders)
 
     # -- images --------------------------------------------------------------------------------
     def image_config(self, uri: str, pull: bool = True) -> ImageConfig:
@@ -158,14 +179,15 @@ class DockerEngine:
         resolves from its first instruction to the end of the job, whether the peer has started
         yet or has already exited (Docker's DNS knows only running containers). Isolated: an
         internal network (no route out) whose bridge the host firewall shuts off from the
-        host's own services, where this process may change the firewall."""
+        host's own services, where this process may change the firewall (an engine on this
+        machine; another machine's firewall is its own: runtime/firewall.py)."""
         for _attempt in range(5):
             addresses = self._create_addressed_network(name, run_id, labels, hosts, isolated)
             if addresses is not None:
                 break
         else:
             raise EngineError(f"Docker engine: creating network {name} failed: no free subnet")
-        if isolated and firewall.can_isolate_host():
+        if isolated and self.endpoint.on_this_machine and firewall.can_isolate_host():
             try:
                 firewall.block_host_access(run_id)
             except OSError as err:
@@ -225,8 +247,6 @@ class DockerEngine:
     ) -> Container:
         """The planned container with its mounts resolved to host folders, `secrets` added to
         its environment and every peer (algo-i → its fixed address) in its /etc/hosts."""
-        from docker.types import Mount as DockerMount
-
         network = plan.network.name
         # Aliases exist only on user-defined networks; on the default bridge the container's own
         # /etc/hosts resolves its hostname, which is all a single instance needs.
@@ -249,10 +269,7 @@ class DockerEngine:
                 hostname=plan.hostname,
                 network=network,
                 networking_config=endpoints,
-                mounts=[
-                    DockerMount(m.container_path, m.host_path, type="bind", read_only=m.read_only)
-                    for m in mounts
-                ],
+                mounts=[docker_mount(m) for m in mounts],
                 labels=dict(plan.labels),
                 extra_hosts=dict(peers) or None,
                 detach=True,
@@ -270,7 +287,9 @@ class DockerEngine:
             # sparse: no per-container inspect, which races with other runs removing theirs
             containers = self.client.containers.list(all=True, filters=selector, sparse=True)
             networks = self.client.networks.list(filters=selector)
-        for kind, items in (("containers", containers), ("networks", networks)):
+            volumes = self._volumes(selector)
+        kinds = (("containers", containers), ("networks", networks), ("volumes", volumes))
+        for kind, items in kinds:
             for item in items:
                 labels = item.attrs.get("Labels") or {}
                 if JOB_LABEL not in labels:
@@ -281,6 +300,11 @@ class DockerEngine:
                 run.runners.add(labels.get(RUNNER_LABEL, ""))
                 getattr(run, kind).append(item.id)
         return list(runs.values())
+
+    def _volumes(self, selector: Mapping[str, str]) -> list[Any]:
+        """The archive backend's volumes (a local engine's runs have none: listing them costs a
+        few milliseconds)."""
+        return self.client.volumes.list(filters=dict(selector))
 
     def runs_of(self, job_name: str, runner: str) -> list[LeftoverRun]:
         """The runs of one job made by one runner (identified by its label)."""
@@ -298,7 +322,13 @@ class DockerEngine:
                 n for n in self.client.networks.list(filters=selector)
                 if n.attrs.get("Scope") != "swarm"
             ]  # fmt: skip
-        self._remove([c.id for c in containers], [n.id for n in networks], f"run {run_id}")
+            volumes = self._volumes(selector)
+        self._remove(
+            [c.id for c in containers], [n.id for n in networks], f"run {run_id}",
+            [v.id for v in volumes],
+        )  # fmt: skip
+        if not self.endpoint.on_this_machine:
+            return
         try:
             firewall.remove_host_block(run_id)
         except OSError as err:
@@ -308,9 +338,12 @@ class DockerEngine:
         if run.run_id is not None:
             self.remove_run_resources(run.run_id)
         else:  # made before runs had ids: exactly the objects listed
-            self._remove(run.containers, run.networks, run.job_name)
+            self._remove(run.containers, run.networks, run.job_name, run.volumes)
 
-    def _remove(self, containers: Sequence[str], networks: Sequence[str], what: str) -> None:
+    def _remove(
+        self, containers: Sequence[str], networks: Sequence[str], what: str,
+        volumes: Sequence[str] = (),
+    ) -> None:  # fmt: skip
         import docker.errors
 
         def remove(container_id: str) -> None:
@@ -324,6 +357,20 @@ class DockerEngine:
             for network_id in networks:
                 with contextlib.suppress(docker.errors.NotFound):
                     self.client.api.remove_network(network_id)
+            for volume in volumes:  # once the containers that used them are gone
+                with contextlib.suppress(docker.errors.NotFound):
+                    self.client.api.remove_volume(volume, force=True)
+
+
+def docker_mount(mount: Mount) -> Any:
+    from docker.types import Mount as DockerMount
+
+    if mount.volume:  # no_copy: the volume hides the image's folder, as a bind mount does
+        return DockerMount(mount.container_path, mount.host_path, type="volume",
+                           read_only=mount.read_only, no_copy=True)  # fmt: skip
+    return DockerMount(
+        mount.container_path, mount.host_path, type="bind", read_only=mount.read_only
+    )
 
 
 def _resource_options(plan: ContainerPlan) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from localproc.errors import CannotRunHere
 from localproc.plan import ImageConfig, JobPlan
 from localproc.plan.naming import JOB_LABEL, RUN_LABEL
 from localproc.plan.placement import NodeCapacity, reserved_on
+from localproc.runtime.endpoint import Endpoint, shares_files
 from localproc.runtime.engine import DockerEngine, LeftoverRun, _first_line, engine_errors
 from localproc.runtime.protocol import EngineError, HostFolders
 
@@ -287,9 +288,13 @@ def _connect_node(
         engine = manager  # the manager's own engine: already connected
     else:
         with contextlib.suppress(docker.errors.DockerException, OSError):
-            client = docker.DockerClient(base_url=url, version="auto", timeout=120)
+            # DOCKER_TLS_VERIFY / DOCKER_CERT_PATH apply to the nodes as to the manager
+            options = {**docker.utils.kwargs_from_env(), "base_url": url}
+            client = docker.DockerClient(version="auto", timeout=120, **options)
             client.ping()
-            engine = DockerEngine(client)
+            # A node's engine is another machine's: files go through the Engine API
+            endpoint = Endpoint(url, f"swarm node {name}")
+            engine = DockerEngine(client, endpoint, shares_files(endpoint))
     return SwarmNode(name, node["ID"], url, capacity, engine)  # type: ignore[arg-type]
 
 

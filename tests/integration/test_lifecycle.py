@@ -1,5 +1,7 @@
 """Jobs you can come back to: describe, list, stop, logs, delete, detached runs, crashed runners,
-and stopping by MaxRuntimeInSeconds or Ctrl-C. Real Docker, real S3, the CLI as users run it."""
+and stopping by MaxRuntimeInSeconds or Ctrl-C. Real Docker, real S3, the CLI as users run it.
+The tests that take `on_engine` run on this machine's engine and again on a remote one (a second
+engine reached over TCP that shares no folder with this process: tests/engine_nodes.py)."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from docker_engine import (
     unique_name,
     wait_for,
 )
+from engine_nodes import EngineUnderTest
 
 
 def describe_output_shape_problems(described: dict[str, Any]) -> str | None:
@@ -141,7 +144,7 @@ def test_describe_completed_and_failed_jobs_match_the_botocore_shape(
 
 
 def test_max_runtime_stops_the_job_uploads_outputs_and_exits_3(
-    localproc: Localproc, s3: Any, docker_client: Any
+    localproc: Localproc, s3: Any, on_engine: EngineUnderTest
 ) -> None:
     bucket = s3.make_bucket()
     name = unique_name("deadline")
@@ -167,7 +170,8 @@ def test_max_runtime_stops_the_job_uploads_outputs_and_exits_3(
     assert output_keys(s3, bucket, name) == ["started.txt", "terminated.txt"]
     described = json.loads(localproc("describe", name, "--json").stdout)
     assert describe_output_shape_problems(described) is None
-    assert_nothing_left(localproc, docker_client, name)
+    assert not any(on_engine.leftovers(localproc.names).values())
+    assert not (localproc.job_dir(name) / "staging").exists()
 
 
 def test_ctrl_c_while_staging_starts_no_further_download_and_no_container(
@@ -258,6 +262,7 @@ def test_ctrl_c_stops_the_job_and_cleans_up(
     assert_nothing_left(localproc, docker_client, name)
 
 
+@pytest.mark.usefixtures("on_engine")
 def test_stop_from_another_process(localproc: Localproc, s3: Any) -> None:
     bucket = s3.make_bucket()
     name = unique_name("stopme")
@@ -287,6 +292,7 @@ def test_stop_from_another_process(localproc: Localproc, s3: Any) -> None:
     assert "ValidationException" in again.stderr
 
 
+@pytest.mark.usefixtures("on_engine")
 def test_detached_run_logs_follow_delete(localproc: Localproc, s3: Any) -> None:
     bucket = s3.make_bucket()
     name = unique_name("detached")
@@ -336,7 +342,7 @@ def test_detached_run_logs_follow_delete(localproc: Localproc, s3: Any) -> None:
 
 
 def test_sigkilled_runner_is_reconciled_and_gc_removes_leftovers(
-    localproc: Localproc, s3: Any, docker_client: Any
+    localproc: Localproc, s3: Any, on_engine: EngineUnderTest
 ) -> None:
     bucket = s3.make_bucket()
     name = unique_name("killed")
@@ -353,16 +359,18 @@ def test_sigkilled_runner_is_reconciled_and_gc_removes_leftovers(
         process.wait(timeout=30)
     finally:
         process.kill()
-    containers, networks = job_resources(docker_client, localproc.names)
-    assert len(containers) == 2 and networks  # the dead runner left them behind
+    left = on_engine.leftovers(localproc.names)
+    assert len(left["containers"]) == 2 and left["networks"]  # the dead runner left them behind
+    if on_engine.kind == "remote":  # the archive backend's: a volume per instance mount
+        assert left["volumes"]
+
+    collected = localproc("gc")  # reconciles the record too
+    assert collected.exit_code == 0, collected.output
+    assert not any(on_engine.leftovers(localproc.names).values())
 
     described = json.loads(localproc("describe", name, "--json").stdout)
     assert described["ProcessingJobStatus"] == "Failed"
     assert described["FailureReason"] == "InternalServerError: the runner exited unexpectedly"
-
-    collected = localproc("gc")
-    assert collected.exit_code == 0, collected.output
-    assert job_resources(docker_client, localproc.names) == ([], [])
 
 
 def test_eight_concurrent_runs_keep_eight_intact_records(localproc: Localproc, s3: Any) -> None:

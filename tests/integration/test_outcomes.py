@@ -1,11 +1,14 @@
 """How a job ends: exit codes, FailureReason, ExitMessage, outputs uploaded on success and on
-failure, symlinks never followed, and runs that cannot happen here (exit 4, nothing created)."""
+failure, symlinks never followed, and runs that cannot happen here (exit 4, nothing created). The
+tests marked `on_engine` also run on a remote engine reached over TCP (tests/engine_nodes.py),
+where outputs come back as archives from a container: hostile ones."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+import pytest
 from docker_engine import (
     Localproc,
     job_payload,
@@ -26,6 +29,7 @@ sys.exit(3)
 """
 
 
+@pytest.mark.usefixtures("on_engine")
 def test_failing_container_records_reason_exit_message_and_still_uploads(
     localproc: Localproc, s3: Any
 ) -> None:
@@ -65,6 +69,7 @@ os.symlink('/opt/ml/output/message', '/opt/ml/output/message-link')
 """
 
 
+@pytest.mark.usefixtures("on_engine")
 def test_symlinks_and_special_files_are_never_uploaded(localproc: Localproc, s3: Any) -> None:
     bucket = s3.make_bucket()
     name = unique_name("symlinks")

@@ -1,6 +1,8 @@
 """Outputs as the service delivers them, on real Docker and a real S3 endpoint: Continuous
 uploads while the job runs, EndOfJob after it, SSE-KMS on every object, no symlinks followed,
-and transfer progress on a terminal only."""
+and transfer progress on a terminal only. The tests marked `on_engine` run on this machine's engine
+and again on a remote one reached over TCP (tests/engine_nodes.py): there Continuous outputs are
+brought back while the instance runs (runtime/docker_remote.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import sys
 import time
 from typing import Any
 
+import pytest
 from docker_engine import (
     Localproc,
     job_payload,
@@ -57,6 +60,7 @@ time.sleep(8)
 """
 
 
+@pytest.mark.usefixtures("on_engine")
 def test_a_closed_file_reaches_s3_while_the_job_is_still_running(
     localproc: Localproc, s3: Any
 ) -> None:
@@ -100,6 +104,7 @@ os.symlink('/etc/passwd', out + '/passwd-link')
 """
 
 
+@pytest.mark.usefixtures("on_engine")
 def test_rewritten_and_slowly_written_files_end_with_their_final_content(
     localproc: Localproc, s3: Any
 ) -> None:
@@ -124,6 +129,7 @@ def test_rewritten_and_slowly_written_files_end_with_their_final_content(
     assert f"{name}/live/passwd-link" not in [o["Key"] for o in listed]
 
 
+@pytest.mark.usefixtures("on_engine")
 def test_end_of_job_many_files_and_kms_on_every_object(localproc: Localproc, s3: Any) -> None:
     import boto3
 

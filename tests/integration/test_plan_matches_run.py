@@ -1,12 +1,15 @@
 """`plan --json` is what `run` does: for a two-instance job with every input mode (File
 replicated, File sharded, a manifest, Pipe, Pipe with Gzip), each running container, as the
 engine reports it, and the config files it sees match the plan's values (with the run's own
-id and runner label in place of the ones the `plan` invocation made up)."""
+id and runner label in place of the ones the `plan` invocation made up). On this machine's engine
+and on a remote one reached over TCP (tests/engine_nodes.py), where the mounts are volumes."""
 
 from __future__ import annotations
 
 import gzip
+import io
 import json
+import tarfile
 import threading
 from typing import Any
 
@@ -20,6 +23,7 @@ from docker_engine import (
     unique_name,
     wait_for,
 )
+from engine_nodes import EngineUnderTest
 
 RUN_LABEL = "localproc.run"
 RUNNER_LABEL = "localproc.execution.runner"
@@ -118,7 +122,18 @@ def _check_container(container: Any, planned: dict[str, Any], image_env: dict[st
         assert sorted(found.output.decode().split()) == sorted(o["Path"] for o in item["Objects"])
 
 
-def test_plan_json_is_what_run_does(localproc: Localproc, s3: Any, docker_client: Any) -> None:
+def _release(container: Any) -> None:
+    """The file the script waits for, put through the engine (no shared folder needed)."""
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        tar.addfile(tarfile.TarInfo("release"), io.BytesIO(b""))
+    container.put_archive("/opt/ml/processing/out", archive.getvalue())
+
+
+def test_plan_json_is_what_run_does(
+    localproc: Localproc, s3: Any, on_engine: EngineUnderTest
+) -> None:
+    docker_client = on_engine.client
     bucket = s3.make_bucket()
     name = unique_name("plan-is-run")
     payload = localproc.write_payload(_payload(s3, bucket, name))
@@ -153,10 +168,8 @@ def test_plan_json_is_what_run_does(localproc: Localproc, s3: Any, docker_client
         # The network the plan names is the one the run made.
         assert docker_client.networks.get(plan["NetworkName"]).attrs["Labels"][RUN_LABEL]
     finally:
-        for host in ("algo-1", "algo-2"):
-            release = localproc.job_dir(name) / host / "outputs" / "out" / "release"
-            if release.parent.exists():
-                release.write_text("go")
+        for container in running():
+            _release(container)
         runner.join(timeout=180)
     result = results[0]
     assert result.exit_code == 0, result.output

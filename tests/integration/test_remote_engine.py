@@ -1,0 +1,146 @@
+"""What is particular to an engine that shares no folder with localproc (tests/engine_nodes.py's
+node, reached over TCP): network isolation is the engine's own `internal` network (this
+machine's firewall is not the engine's), and the backend can be forced either way with
+LOCALPROC_ENGINE_FILES. The input and output modes themselves are the `on_engine` variants of
+the acceptance tests (test_cluster_and_input_modes, test_lifecycle, test_outputs_delivery,
+test_outcomes, test_plan_matches_run)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from docker_engine import Localproc, job_payload, s3_output, script_input, unique_name
+from engine_nodes import REMOTE_SUBNET, EngineNode, node_leftovers, nothing_left
+
+PROBE = r"""
+import json, socket, sys
+host, port = sys.argv[1], int(sys.argv[2])
+config = json.load(open('/opt/ml/config/resourceconfig.json'))
+result = {'peers': {p: socket.gethostbyname(p) for p in config['hosts']}}
+s = socket.socket(); s.settimeout(3)
+try:
+    s.connect((host, port)); result['outside'] = 'reached'
+except OSError as err:
+    result['outside'] = 'blocked: %s' % err
+open('/opt/ml/processing/out/%s.json' % config['current_host'], 'w').write(json.dumps(result))
+"""
+
+
+@pytest.fixture
+def client_side_service() -> Iterator[tuple[str, int]]:
+    """A TCP server on this machine's address on the nodes' bridge: outside the engine's
+    machine, as seen from its containers."""
+    import ipaddress
+
+    address = str(ipaddress.ip_network(REMOTE_SUBNET).network_address + 1)
+    server = socket.socket()
+    server.bind((address, 0))
+    server.listen(16)
+    server.settimeout(0.5)
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                server.accept()[0].close()
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield address, server.getsockname()[1]
+    stop.set()
+    thread.join(timeout=2)
+    server.close()
+
+
+def _probe(
+    localproc: Localproc, s3: Any, node: EngineNode, service: tuple[str, int], isolated: bool
+) -> dict[str, Any]:
+    bucket = s3.make_bucket()
+    name = unique_name("remote-iso" if isolated else "remote-open")
+    entrypoint, code = script_input(s3, bucket, PROBE)
+    payload = job_payload(
+        name, entrypoint=entrypoint, arguments=[service[0], str(service[1])], inputs=[code],
+        outputs=[s3_output("out", f"s3://{bucket}/out", "/opt/ml/processing/out")],
+        instance_count=2,
+    )  # fmt: skip
+    payload["NetworkConfig"] = {"EnableNetworkIsolation": isolated}
+    result = localproc(
+        "run", str(localproc.write_payload(payload)), "--s3-endpoint-url", s3.endpoint_url,
+        env=node.env,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert nothing_left(node_leftovers(node, {name}))
+    return {
+        host: json.loads(
+            s3.client.get_object(Bucket=bucket, Key=f"out/{host}.json")["Body"].read()
+        )
+        for host in ("algo-1", "algo-2")
+    }
+
+
+def test_isolated_instances_on_a_remote_engine_reach_each_other_and_nothing_outside(
+    localproc: Localproc, s3: Any, remote_engine: EngineNode, client_side_service: Any
+) -> None:
+    seen = _probe(localproc, s3, remote_engine, client_side_service, isolated=True)
+    for instance in seen.values():
+        assert instance["outside"].startswith("blocked"), instance
+        assert all(address.count(".") == 3 for address in instance["peers"].values())
+    assert seen["algo-1"]["peers"] == seen["algo-2"]["peers"]
+
+
+def test_without_isolation_a_remote_instance_reaches_outside(
+    localproc: Localproc, s3: Any, remote_engine: EngineNode, client_side_service: Any
+) -> None:
+    seen = _probe(localproc, s3, remote_engine, client_side_service, isolated=False)
+    assert seen["algo-1"]["outside"] == "reached"
+
+
+COPY_CHECK = r"""
+import os, pathlib
+mounts = open('/proc/self/mountinfo').read()
+kind = 'bind' if os.environ['HOST_FOLDER'] in mounts else 'volume'
+pathlib.Path('/opt/ml/processing/out/kind.txt').write_text(kind)
+print('inputs', sorted(os.listdir('/opt/ml/processing/input/code')), flush=True)
+"""
+
+
+@pytest.mark.parametrize(("files", "expected"), [("copy", "volume"), ("shared", "bind")])
+def test_the_engine_files_override_picks_the_backend_on_the_local_engine(
+    localproc: Localproc, s3: Any, docker_client: Any, files: str, expected: str
+) -> None:
+    bucket = s3.make_bucket()
+    name = unique_name(f"files-{files}")
+    entrypoint, code = script_input(s3, bucket, COPY_CHECK)
+    payload = job_payload(
+        name, entrypoint=entrypoint, inputs=[code],
+        outputs=[s3_output("out", f"s3://{bucket}/out", "/opt/ml/processing/out")],
+        environment={"HOST_FOLDER": str(localproc.state_dir)},
+    )  # fmt: skip
+    result = localproc(
+        "run", str(localproc.write_payload(payload)), "--s3-endpoint-url", s3.endpoint_url,
+        env={"LOCALPROC_ENGINE_FILES": files},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "algo-1 | inputs ['script.py']" in result.stdout
+    kind = s3.client.get_object(Bucket=bucket, Key="out/kind.txt")["Body"].read().decode()
+    assert kind == expected
+    volumes = docker_client.volumes.list(filters={"label": f"localproc.job={name}"})
+    assert volumes == []
+
+
+def test_a_bad_engine_files_value_is_refused_naming_it(localproc: Localproc, s3: Any) -> None:
+    payload = job_payload(unique_name("files-bad"))
+    result = localproc(
+        "run", str(localproc.write_payload(payload)), "--s3-endpoint-url", s3.endpoint_url,
+        env={"LOCALPROC_ENGINE_FILES": "sometimes"},
+    )  # fmt: skip
+    assert result.exit_code == 4
+    assert "LOCALPROC_ENGINE_FILES='sometimes' is not one of" in result.stderr
+    assert "Traceback" not in result.output
