@@ -42,7 +42,7 @@ INPUT_PATH = "/opt/ml/processing/input/data"
 OUTPUT_PATH = "/opt/ml/processing/output"
 COMMAND = f"cat {INPUT_PATH}/* | wc -c > {OUTPUT_PATH}/bytes.txt"
 # Names and a subnet of its own: the remote-engine benchmark and the tests make nodes too.
-BRIDGE, SUBNET, PREFIX = "lpbr-swb", "10.239.0.0/24", "lpswb"
+BRIDGE, SUBNET, PREFIX = "lpbr-swb", "10.152.0.0/24", "lpswb"
 
 
 def jobs(settings: Settings) -> dict[str, tuple[int, str]]:

@@ -17,7 +17,7 @@ import pytest
 from engine_nodes import EngineNode, engine_nodes, node_leftovers, nodes_unavailable
 
 SWARM_BRIDGE = "lpbr-swarm"
-SWARM_SUBNET = "10.237.0.0/24"  # apart from the remote-engine tests' bridges
+SWARM_SUBNET = "10.151.0.0/24"  # apart from the remote-engine tests' bridges
 SWARM_PREFIX = "lpswarm"
 # Overlay subnets come from here: apart from the nodes' bridge and their own networks' pools.
 SWARM_ADDRESS_POOL = "10.240.0.0/16"
