@@ -2,10 +2,10 @@
 
     python benchmarks/run.py [--quick] [--only NAME...] [--repeats N] [--output PATH]
 
-Benchmarks (issue 9): startup, overhead, scaleout, rerun, continuous, transfer, footprint. Each
-figure is a median over repeats, set against a baseline measured in the same run. `--quick` makes
-a fast smoke run: fewer repeats, smaller data. Everything the run starts (the moto server, its
-containers, temp folders) is stopped or removed when it ends, also on Ctrl-C.
+Benchmarks (issue 9): startup, overhead, scaleout, rerun, continuous, transfer, footprint; (issue
+14) engines. Each figure is a median over repeats, set against a baseline measured in the same
+run. `--quick` makes a fast smoke run: fewer repeats, smaller data. Everything the run starts (the
+moto server, its containers, temp folders) is stopped or removed when it ends, also on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ BENCHMARKS: dict[str, tuple[str, bool]] = {
     "continuous": ("benchmarks.continuous:run_continuous", True),
     "transfer": ("benchmarks.transfer:run_transfer", True),
     "footprint": ("benchmarks.transfer:run_footprint", True),
+    "engines": ("benchmarks.engines:run_engines", True),
 }
 
 

@@ -239,9 +239,13 @@ def measure_host(engine: DockerEngine | SwarmCluster | None, state_dir: Path) ->
     where = state_dir
     while not where.exists():  # the state dir may not exist yet: measure the disk it will be on
         where = where.parent
+    # A remote engine's containers get its machine's CPUs and memory; the inputs are staged
+    # here first, so the disk that counts is still this one's.
+    remote = engine.remote_machine_size() if engine is not None else None
+    cpus, memory = remote or (psutil.cpu_count() or 1, psutil.virtual_memory().total)
     return HostCapacity(
-        cpus=psutil.cpu_count() or 1,
-        memory_bytes=psutil.virtual_memory().total,
+        cpus=cpus,
+        memory_bytes=memory,
         free_disk_bytes=shutil.disk_usage(where).free,
         has_nvidia_runtime=engine is not None and engine.has_nvidia_runtime(),
     )

@@ -13,6 +13,11 @@ Engine API:
   mirrored into the local folders (runtime/archive: the archive is read as hostile). Continuous
   outputs are mirrored every CONTINUOUS_INTERVAL_SECONDS while the instance runs, and the
   Continuous uploader uploads from the local folder as it does for the local engine.
+
+Where this departs from the sketch in runtime/protocol.py: the volumes are made and filled when
+the instances are created (one archive per instance, all its mounts at once, which is also when
+the Pipe FIFOs exist), not input by input in `place_inputs`; the local staged copy is removed at
+cleanup by `discard_inputs`, as for the local engine (kept with --keep-staging).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from localproc.errors import client_error
 from localproc.plan import InstancePlan, JobPlan
 from localproc.runtime.archive import chunk_reader, folder_archive, mirror_archive
 from localproc.runtime.docker_run import DockerRun
@@ -59,16 +65,19 @@ class DockerArchiveRun(DockerRun):
                 client.volumes.create(name, labels=labels)
         loading = [Mount(n, m.container_path, volume=True)
                    for n, m in zip(names, binds, strict=True)]  # fmt: skip
-        self._fill(container.image, f"{container.name}-loader", loading, binds, labels)
+        pipes = [item.name for item in instance.inputs if item.mode == "Pipe"]
+        self._fill(container.image, f"{container.name}-loader", loading, binds, labels, pipes)
         return [Mount(n, m.container_path, m.read_only, volume=True)
                 for n, m in zip(names, binds, strict=True)]  # fmt: skip
 
     def _fill(
         self, image: str, name: str, volumes: list[Mount], binds: list[Mount],
-        labels: Mapping[str, str],
+        labels: Mapping[str, str], pipes: list[str],
     ) -> None:  # fmt: skip
         """One archive of every local folder into a never-started container mounting the
-        volumes read-write (the config volume is read-only only for the instance)."""
+        volumes read-write (the config volume is read-only only for the instance). With Pipe
+        inputs, the image must have what streams into their FIFOs: looked up in the same
+        container, before any instance starts."""
         client = self._engine.client
         with engine_errors(f"copying the inputs and config of {name} to the engine"):
             loader = client.containers.create(
@@ -77,6 +86,13 @@ class DockerArchiveRun(DockerRun):
                 network_disabled=True,
             )  # fmt: skip
             try:
+                if pipes and not _has_pipe_tools(loader):
+                    raise client_error(
+                        f"Pipe input(s) {', '.join(pipes)} on a remote Docker engine are "
+                        f"streamed with `sh -c 'exec cat > FIFO'` inside the instance, and image "
+                        f"{image} has no /bin/sh or no cat: use File mode, an image with a "
+                        "shell, or an engine on this machine"
+                    )
                 folders = [(Path(b.host_path), b.container_path) for b in binds
                            if Path(b.host_path).is_dir()]  # fmt: skip
                 if not client.api.put_archive(loader.id, "/", folder_archive(folders)):
@@ -129,6 +145,19 @@ class DockerArchiveRun(DockerRun):
         for pump in self._pumps:
             pump.stop(timeout=1.0)
         super().remove_all()
+
+
+def _has_pipe_tools(loader: Container) -> bool:
+    import docker.errors
+
+    def present(path: str) -> bool:
+        try:
+            loader.get_archive(path)[0].close()
+        except docker.errors.NotFound:
+            return False
+        return True
+
+    return present("/bin/sh") and any(present(p) for p in ("/bin/cat", "/usr/bin/cat"))
 
 
 def _mirror_once(container: Container, container_path: str, local: Path, final: bool) -> None:

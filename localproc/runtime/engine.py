@@ -234,6 +234,15 @@ class DockerEngine:
                 raise
         return addresses
 
+    def remote_machine_size(self) -> tuple[int, int] | None:
+        """The CPUs and memory of the engine's machine when that is not this one (None here:
+        this machine is measured directly)."""
+        if self.endpoint.on_this_machine:
+            return None
+        with engine_errors("reading the engine's machine size"):
+            info = self.client.info()
+        return int(info.get("NCPU") or 1), int(info.get("MemTotal") or 0)
+
     def has_nvidia_runtime(self) -> bool:
         with engine_errors("reading the engine's runtimes"):
             return "nvidia" in (self.client.info().get("Runtimes") or {})

@@ -5,8 +5,9 @@ pipe, the config files or an output folder live inside the engine. The local Doc
 (`runtime.docker_run.DockerRun`) is the first implementation: everything is a host folder
 bind-mounted into the containers, so placing and bringing back cost nothing.
 
-An implementation for an engine with no shared filesystem (a remote DOCKER_HOST, a Swarm node)
-fits the same methods, with volumes and archives:
+An engine with no shared filesystem (a remote DOCKER_HOST, a Swarm node) fits the same methods,
+with volumes and archives; `runtime.docker_remote.DockerArchiveRun` does it for a remote Docker
+engine (where it departs from this sketch, its docstring says so):
 
 - `create_network`: the same network call on the remote engine (an overlay network for Swarm).
 - `input_folder`: a local scratch folder that staging fills; `place_inputs` then creates a

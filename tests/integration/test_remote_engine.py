@@ -144,3 +144,44 @@ def test_a_bad_engine_files_value_is_refused_naming_it(localproc: Localproc, s3:
     assert result.exit_code == 4
     assert "LOCALPROC_ENGINE_FILES='sometimes' is not one of" in result.stderr
     assert "Traceback" not in result.output
+
+
+@pytest.fixture
+def shell_less_image(remote_docker: Any) -> Iterator[str]:
+    """An image on the node with one text file and no shell."""
+    import io
+    import tarfile
+
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        info = tarfile.TarInfo("README")
+        info.size = 5
+        tar.addfile(info, io.BytesIO(b"empty"))
+    name = f"localproc-test/no-shell:{unique_name('t')}"
+    remote_docker.api.import_image_from_data(archive.getvalue(), repository=name)
+    yield name
+    remote_docker.images.remove(name, force=True)
+
+
+def test_pipe_input_with_an_image_without_a_shell_fails_before_starting(
+    localproc: Localproc, s3: Any, remote_engine: EngineNode, shell_less_image: str
+) -> None:
+    bucket = s3.make_bucket()
+    s3.client.put_object(Bucket=bucket, Key="stream/0", Body=b"data")
+    name = unique_name("remote-noshell")
+    payload = job_payload(
+        name, image=shell_less_image, entrypoint=["/reader"],
+        inputs=[{"InputName": "data", "S3Input": {
+            "S3Uri": f"s3://{bucket}/stream/", "LocalPath": "/opt/ml/processing/input/data",
+            "S3DataType": "S3Prefix", "S3InputMode": "Pipe"}}],
+    )  # fmt: skip
+    result = localproc(
+        "run", str(localproc.write_payload(payload)), "--s3-endpoint-url", s3.endpoint_url,
+        env=remote_engine.env,
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    reason = localproc.record(name)["FailureReason"]
+    assert reason.startswith("ClientError: Pipe input(s) data on a remote Docker engine"), reason
+    assert "no /bin/sh or no cat" in reason
+    assert "ProcessingStartTime" not in localproc.record(name)
+    assert nothing_left(node_leftovers(remote_engine, {name}))
