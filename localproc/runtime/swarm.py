@@ -102,6 +102,11 @@ class SwarmCluster:
     def has_nvidia_runtime(self) -> bool:
         return False  # GPUs are not placed on a cluster (see plan.placement.cluster_limits)
 
+    def remote_machine_size(self) -> tuple[int, int] | None:
+        """None: a cluster is not one machine; its limits come from its nodes
+        (`plan.placement.cluster_limits`), and inputs are staged on this machine first."""
+        return None
+
     # -- capacity --------------------------------------------------------------------------------
     def capacities(self) -> list[NodeCapacity]:
         """What each node has, with what the localproc jobs running there reserve."""
