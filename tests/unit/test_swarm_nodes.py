@@ -51,3 +51,34 @@ def test_nodes_sharing_a_hostname_are_told_apart_by_address() -> None:
         node("a", "vm", "10.0.0.2"), node("b", "vm", "10.0.0.3"), node("c", "gpu-box", "10.0.0.4"),
     ])  # fmt: skip
     assert names == {"a": "vm@10.0.0.2", "b": "vm@10.0.0.3", "c": "gpu-box"}
+
+
+def test_a_swarm_run_implements_every_method_of_the_engine_seam_and_places_first() -> None:
+    import inspect
+
+    from localproc.runtime.protocol import Engine, GangPlacement
+    from localproc.runtime.swarm_run import SwarmRun
+
+    for name, member in vars(Engine).items():
+        if callable(member) and not name.startswith("_"):
+            implementation = getattr(SwarmRun, name, None)
+            assert implementation is not None, name
+            wanted = list(inspect.signature(member).parameters)
+            assert list(inspect.signature(implementation).parameters) == wanted, name
+    assert issubclass(SwarmRun, GangPlacement)
+
+
+def test_a_swarm_answers_whatever_execution_asks_of_an_engine_connection() -> None:
+    import inspect
+
+    from localproc.runtime.engine import DockerEngine
+    from localproc.runtime.swarm import SwarmCluster
+
+    # What execution/ (prepare, runner, leftovers) calls on the connected engine.
+    asked = ["for_run", "image_config", "has_nvidia_runtime", "remote_machine_size",
+             "leftover_runs", "runs_of", "remove_leftover"]  # fmt: skip
+    for name in asked:
+        ours, theirs = getattr(SwarmCluster, name, None), getattr(DockerEngine, name)
+        assert ours is not None, name
+        wanted = list(inspect.signature(theirs).parameters)
+        assert list(inspect.signature(ours).parameters) == wanted, name
