@@ -337,12 +337,13 @@ def test_a_job_waits_until_the_cluster_can_place_all_its_instances(
 ) -> None:
     # Each node has 2 CPUs: three ml.t3.medium (2 vCPUs each) fill the cluster.
     bucket = s3.make_bucket()
-    big, small = unique_name("swarm-fill"), unique_name("swarm-wait")
+    big, small, dropped = (unique_name(s) for s in ("swarm-fill", "swarm-wait", "swarm-drop"))
     entrypoint, code = script_input(s3, bucket, SLEEPER)
     filler = job_payload(big, entrypoint=entrypoint, inputs=[code], instance_count=3)
     waiter = job_payload(small, entrypoint=["echo", "placed at last"], instance_count=2)
+    given_up = job_payload(dropped, entrypoint=["echo", "never"], instance_count=1)
     first = spawn_swarm_run(localproc, swarm_cluster, filler, s3)
-    second = None
+    second = third = None
     try:
 
         def filling() -> bool:
@@ -351,9 +352,16 @@ def test_a_job_waits_until_the_cluster_can_place_all_its_instances(
 
         wait_for(filling, 90, "the first job to fill the cluster")
         second = spawn_swarm_run(localproc, swarm_cluster, waiter, s3)
+        third = spawn_swarm_run(localproc, swarm_cluster, given_up, s3)
         time.sleep(8)
-        assert second.poll() is None, "the second job did not wait"
+        assert second.poll() is None and third.poll() is None, "the jobs did not wait"
         assert not (localproc.job_dir(small) / "logs" / "algo-1.log").exists()
+        # A stop while waiting ends the job Stopped, with nothing made for it anywhere.
+        assert localproc("stop", dropped).exit_code == 0
+        _out, third_stderr = third.communicate(timeout=60)
+        assert third.returncode == 3, third_stderr
+        assert localproc.record(dropped)["ProcessingJobStatus"] == "Stopped"
+        assert not (localproc.job_dir(dropped) / "logs" / "algo-1.log").exists()
         assert localproc("stop", big).exit_code == 0
         assert first.wait(timeout=90) == 3
         _out, stderr = second.communicate(timeout=90)
@@ -362,7 +370,7 @@ def test_a_job_waits_until_the_cluster_can_place_all_its_instances(
         assert len(waiting) == 1, stderr
         assert "place all 2 instances" in waiting[0] and "room for 0 now" in waiting[0]
     finally:
-        for process in (first, second):
+        for process in (first, second, third):
             if process is not None:
                 process.kill()
                 process.communicate()
