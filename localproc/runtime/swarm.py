@@ -77,10 +77,11 @@ class SwarmCluster:
         names = _display_names(usable)
         own_id = swarm.get("NodeID")
         with ThreadPoolExecutor(max_workers=len(usable)) as pool:
-            nodes = list(
+            found = list(
                 pool.map(lambda n: _connect_node(n, names[n["ID"]], manager, own_id), usable)
             )
-        unreachable = [f"{n.name} ({n.engine_url})" for n in nodes if n.engine is None]
+        nodes = [n for n in found if isinstance(n, SwarmNode)]
+        unreachable = [n for n in found if isinstance(n, str)]
         if unreachable:
             raise CannotRunHere(
                 "--cluster swarm: the Docker engine of node(s) "
@@ -279,7 +280,8 @@ def engine_url(node: Mapping[str, Any]) -> str:
 
 def _connect_node(
     node: Mapping[str, Any], name: str, manager: DockerEngine, own_id: str | None
-) -> SwarmNode:
+) -> SwarmNode | str:
+    """The node with its engine connected; "NAME (URL)" when that engine does not answer."""
     import docker
 
     resources = (node.get("Description") or {}).get("Resources") or {}
@@ -288,19 +290,20 @@ def _connect_node(
     )
     url = engine_url(node)
     labels = (node.get("Spec") or {}).get("Labels") or {}
-    engine: DockerEngine | None = None
     if node["ID"] == own_id and ENGINE_LABEL not in labels:
-        engine = manager  # the manager's own engine: already connected
-    else:
-        with contextlib.suppress(docker.errors.DockerException, OSError):
-            # DOCKER_TLS_VERIFY / DOCKER_CERT_PATH apply to the nodes as to the manager
-            options = {**docker.utils.kwargs_from_env(), "base_url": url}
-            client = docker.DockerClient(version="auto", timeout=120, **options)
-            client.ping()
-            # A node's engine is another machine's: files go through the Engine API
-            endpoint = Endpoint(url, f"swarm node {name}")
-            engine = DockerEngine(client, endpoint, shares_files(endpoint))
-    return SwarmNode(name, node["ID"], url, capacity, engine)  # type: ignore[arg-type]
+        return SwarmNode(name, node["ID"], url, capacity, manager)  # already connected
+    try:
+        # DOCKER_TLS_VERIFY / DOCKER_CERT_PATH apply to the nodes as to the manager
+        options = {**docker.utils.kwargs_from_env(), "base_url": url}
+        client = docker.DockerClient(version="auto", timeout=120, **options)
+        client.ping()
+    except (docker.errors.DockerException, OSError):
+        return f"{name} ({url})"
+    # A node's engine is another machine's: files go through the Engine API
+    endpoint = Endpoint(url, f"swarm node {name}")
+    return SwarmNode(
+        name, node["ID"], url, capacity, DockerEngine(client, endpoint, shares_files(endpoint))
+    )
 
 
 def _reservations(node: SwarmNode) -> list[tuple[str, float, int]]:
