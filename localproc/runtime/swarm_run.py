@@ -102,10 +102,16 @@ class SwarmRun:
     def place_config(self, host: str) -> None:
         self._on(host).place_config(host)
 
+    # A run stopped while it waited for room placed nothing: its instances' folders are the
+    # job's own (empty), and there is nothing to bring back.
     def output_folder(self, host: str, output_name: str) -> Path:
+        if host not in self._node_of:
+            return self._folders.outputs(host, output_name)
         return self._on(host).output_folder(host, output_name)
 
     def job_output_folder(self, host: str) -> Path:
+        if host not in self._node_of:
+            return self._folders.output(host)
         return self._on(host).job_output_folder(host)
 
     # -- containers ----------------------------------------------------------------------------
@@ -132,7 +138,8 @@ class SwarmRun:
 
     # -- after the run -------------------------------------------------------------------------
     def bring_back(self, host: str) -> None:
-        self._on(host).bring_back(host)
+        if host in self._node_of:
+            self._on(host).bring_back(host)
 
     def remove_all(self) -> None:
         """Every node's objects of the run, then the overlay network (on the manager)."""

@@ -82,3 +82,26 @@ def test_a_swarm_answers_whatever_execution_asks_of_an_engine_connection() -> No
         assert ours is not None, name
         wanted = list(inspect.signature(theirs).parameters)
         assert list(inspect.signature(ours).parameters) == wanted, name
+
+
+def test_a_run_stopped_before_placement_has_empty_folders_and_nothing_to_bring_back() -> None:
+    from pathlib import Path
+
+    from localproc.runtime.swarm_run import SwarmRun
+
+    class Folders:
+        staging = Path("/jobs/x/staging")
+
+        def config(self, host: str) -> Path:
+            return Path(f"/jobs/x/config/{host}")
+
+        def output(self, host: str) -> Path:
+            return Path(f"/jobs/x/output/{host}")
+
+        def outputs(self, host: str, output_name: str) -> Path:
+            return Path(f"/jobs/x/outputs/{host}/{output_name}")
+
+    run = SwarmRun(None, None, Folders())  # type: ignore[arg-type]  # never placed
+    run.bring_back("algo-1")  # nothing ran: nothing to fetch, no error
+    assert run.output_folder("algo-2", "out") == Path("/jobs/x/outputs/algo-2/out")
+    assert run.job_output_folder("algo-1") == Path("/jobs/x/output/algo-1")
