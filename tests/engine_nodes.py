@@ -93,6 +93,7 @@ class EngineNode:
     root: Path  # data root and logs
     exec_root: Path
     process: subprocess.Popen | None = None
+    helpers: list[subprocess.Popen] = field(default_factory=list)  # e.g. its sshd
     log_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -266,6 +267,13 @@ def _wait_until_up(node: EngineNode) -> None:
 def stop_node(node: EngineNode) -> None:
     """Remove the node's containers, stop its dockerd (by PID; its process group after the grace
     period), and remove its namespace, veth and folders. Safe to call twice."""
+    for helper in node.helpers:
+        helper.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            helper.wait(timeout=STOP_SECONDS)
+        if helper.poll() is None:
+            helper.kill()
+    node.helpers.clear()
     process = node.process
     if process is not None and process.poll() is None:
         with contextlib.suppress(NodeError, subprocess.TimeoutExpired):
@@ -302,6 +310,60 @@ def _remove_node_files(node: EngineNode) -> None:
         for target in sorted(mounted, reverse=True):
             _run("umount", "-l", target, check=False)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass
+class SshAccess:
+    """An sshd on a node (in its network and mount namespaces), answering for root with a key of
+    its own; `env` points a client at the node over ssh:// (PATH holds an `ssh` that uses the
+    key and trusts the node's host key)."""
+
+    docker_host: str
+    env: dict[str, str]
+    process: subprocess.Popen
+
+
+def start_sshd(node: EngineNode, client_bin: Path) -> SshAccess:
+    """`docker system dial-stdio` over ssh reaches the node's engine: the sessions get
+    DOCKER_HOST set to the node's socket. Stopped by `stop_sshd` (stop_node does it too)."""
+    assert node.process is not None
+    folder = node.root / "ssh"
+    folder.mkdir(parents=True, exist_ok=True)
+    Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation folder
+    for key in ("id", "host"):
+        (folder / key).unlink(missing_ok=True)
+        _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(folder / key))
+    shutil.copy(folder / "id.pub", folder / "authorized_keys")
+    (folder / "sshd_config").write_text(
+        f"ListenAddress {node.address}\nPort 22\nHostKey {folder / 'host'}\n"
+        f"AuthorizedKeysFile {folder / 'authorized_keys'}\nPermitRootLogin prohibit-password\n"
+        "PasswordAuthentication no\nUsePAM no\nStrictModes no\n"
+        f"PidFile {folder / 'sshd.pid'}\n"
+        f"SetEnv DOCKER_HOST=unix://{node.exec_root / 'docker.sock'}\n"
+    )
+    log = (folder / "sshd.log").open("wb")
+    process = subprocess.Popen(
+        ["nsenter", f"--target={node.process.pid}", "--mount", "--net",
+         "/usr/sbin/sshd", "-D", "-e", "-f", str(folder / "sshd_config")],
+        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    log.close()
+    node.helpers.append(process)
+    client_bin.mkdir(parents=True, exist_ok=True)
+    wrapper = client_bin / "ssh"
+    wrapper.write_text(
+        f"#!/bin/sh\nexec {shutil.which('ssh')} -i {folder / 'id'} -o StrictHostKeyChecking=no "
+        '-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((node.address, 22), 1):
+            break
+        time.sleep(0.2)
+    env = {"DOCKER_HOST": f"ssh://root@{node.address}",
+           "PATH": f"{client_bin}:{os.environ.get('PATH', '')}"}  # fmt: skip
+    return SshAccess(env["DOCKER_HOST"], env, process)
 
 
 def load_image(node: EngineNode, image: str, source_host: str | None = None) -> None:
@@ -396,6 +458,14 @@ def remote_engine(docker_client: Any) -> Iterator[EngineNode]:
     with engine_nodes(1, REMOTE_NODE.rstrip("0"), REMOTE_BRIDGE, REMOTE_SUBNET,
                       images=(EXAMPLE_IMAGE,)) as nodes:  # fmt: skip
         yield nodes[0]
+
+
+@pytest.fixture(scope="session")
+def remote_ssh(remote_engine: EngineNode, tmp_path_factory: pytest.TempPathFactory) -> SshAccess:
+    """The session node over ssh:// as well (an sshd in its namespaces, stopped with it)."""
+    if shutil.which("sshd") is None and not Path("/usr/sbin/sshd").exists():
+        pytest.fail("the ssh:// tests need openssh-server (scripts/engine-node-tools.sh)")
+    return start_sshd(remote_engine, tmp_path_factory.mktemp("ssh-bin"))
 
 
 @pytest.fixture(scope="session")

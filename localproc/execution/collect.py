@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from localproc.catalog.instance_types import instance_type, smallest_fitting
@@ -17,8 +18,11 @@ EXIT_MESSAGE_LIMIT = 1024
 
 
 def bring_back(ctx: RunContext) -> None:
-    for host in ctx.plan.hosts:
-        ctx.engine.bring_back(host)
+    """Every instance at once: on an engine without a shared filesystem each one is archives
+    to fetch (nothing to do on the local engine)."""
+    hosts = list(ctx.plan.hosts)
+    with ThreadPoolExecutor(max_workers=max(1, min(len(hosts), 8))) as pool:
+        list(pool.map(ctx.engine.bring_back, hosts))
 
 
 def record_usage(ctx: RunContext, results: list[InstanceResult]) -> list[str]:

@@ -143,6 +143,11 @@ def prepare(request: dict[str, Any], settings: RunSettings, dry_run: bool = Fals
     except JobFailure as failure:  # e.g. an empty prefix: the job exists, and fails
         preparation.failure = failure
     preparation.notes = _notes(job, preparation.plan)
+    if engine is not None and not engine.files_shared:
+        preparation.notes.append(
+            f"the Docker engine at {engine.endpoint.describe()} does not share this machine's "
+            "folders: inputs, config and outputs are copied through the Engine API (volumes)"
+        )
     if settings.pass_aws_credentials and not dry_run:
         preparation.credentials = host_credentials_environment()
     return preparation

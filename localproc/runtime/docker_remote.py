@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING
 from localproc.errors import client_error
 from localproc.plan import InstancePlan, JobPlan
 from localproc.runtime.archive import chunk_reader, folder_archive, mirror_archive
+from localproc.runtime.container_options import Mount, docker_mount
 from localproc.runtime.docker_run import DockerRun
-from localproc.runtime.engine import DockerEngine, EngineError, Mount, docker_mount, engine_errors
+from localproc.runtime.engine import DockerEngine, EngineError, engine_errors
 from localproc.runtime.protocol import HostFolders
 from localproc.runtime.remote_pipe import PipePump
 

@@ -38,6 +38,12 @@ class Endpoint:
         """A unix socket: the engine (or what forwards to it) runs here."""
         return self.url.startswith("unix://") or self.url.startswith("npipe://")
 
+    @property
+    def over_ssh(self) -> bool:
+        """ssh://: reached through the system's ssh, as the Docker CLI does
+        (runtime/ssh_tunnel.py)."""
+        return self.url.startswith("ssh://")
+
     def describe(self) -> str:
         return self.url if self.source == "DOCKER_HOST" else f"{self.url} ({self.source})"
 

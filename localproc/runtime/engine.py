@@ -26,6 +26,7 @@ from localproc.plan.naming import (
     pids_limit,
 )
 from localproc.runtime import firewall
+from localproc.runtime.container_options import Mount, docker_mount, resource_options
 from localproc.runtime.endpoint import Endpoint, client_options, resolve_endpoint, shares_files
 from localproc.runtime.protocol import Engine, EngineError, HostFolders
 
@@ -62,17 +63,6 @@ def engine_errors(action: str) -> Iterator[None]:
         raise EngineError(f"Docker engine: {action} failed: {_first_line(err)}") from err
 
 
-@dataclass(frozen=True)
-class Mount:
-    """A host folder bind-mounted into a container, or (`volume`) a volume of the engine's
-    mounted by name: known only inside runtime/."""
-
-    host_path: str  # the volume's name when `volume`
-    container_path: str
-    read_only: bool = False
-    volume: bool = False
-
-
 @dataclass
 class LeftoverRun:
     """The engine objects of one run (or, for objects made before runs had ids, of one job)."""
@@ -96,6 +86,7 @@ class DockerEngine:
         self.endpoint = endpoint or Endpoint("unix:///var/run/docker.sock", "default")
         # Bind mounts of this machine's folders work (runtime/endpoint.py says when).
         self.files_shared = files_shared
+        self._info_cache: dict[str, Any] | None = None
 
     @classmethod
     def connect(cls) -> DockerEngine:
@@ -105,17 +96,24 @@ class DockerEngine:
         endpoint = resolve_endpoint()
         files_shared = shares_files(endpoint)
         where = "the default socket" if endpoint.source == "default" else endpoint.describe()
+        tunnel = None
         try:
             options = client_options(endpoint)
+            if endpoint.over_ssh:  # the system's ssh, as the Docker CLI does
+                from localproc.runtime.ssh_tunnel import SshTunnel
+
+                tunnel = SshTunnel(endpoint.url)
+                options = {**options, "base_url": tunnel.url, "tls": False}
             if options:
                 client = docker.DockerClient(version="auto", timeout=120, **options)
             else:
                 client = docker.from_env(version="auto", timeout=120)
             client.ping()
-        except (docker.errors.DockerException, OSError) as err:
+        except (docker.errors.DockerException, OSError, ValueError) as err:
+            said = f"; ssh: {tunnel.last_error}" if tunnel and tunnel.last_error else ""
             raise CannotRunHere(
-                f"No Docker engine answers at {where} ({_first_line(err)}). Start Docker, or run "
-                "scripts/setup.sh, which installs and starts one on Debian."
+                f"No Docker engine answers at {where} ({_first_line(err)}{said}). Start Docker, "
+                "or run scripts/setup.sh, which installs and starts one on Debian."
             ) from err
         return cls(client, endpoint, files_shared)
 
@@ -239,13 +237,18 @@ class DockerEngine:
         this machine is measured directly)."""
         if self.endpoint.on_this_machine:
             return None
-        with engine_errors("reading the engine's machine size"):
-            info = self.client.info()
+        info = self._info()
         return int(info.get("NCPU") or 1), int(info.get("MemTotal") or 0)
 
+    def _info(self) -> dict[str, Any]:
+        """The engine's `info`, read once (it takes tens of milliseconds)."""
+        if self._info_cache is None:
+            with engine_errors("reading the engine's information"):
+                self._info_cache = self.client.info()
+        return self._info_cache
+
     def has_nvidia_runtime(self) -> bool:
-        with engine_errors("reading the engine's runtimes"):
-            return "nvidia" in (self.client.info().get("Runtimes") or {})
+        return "nvidia" in (self._info().get("Runtimes") or {})
 
     def create_container(
         self,
@@ -285,7 +288,7 @@ class DockerEngine:
                 security_opt=list(plan.security_options),
                 cap_drop=list(plan.cap_drop),
                 pids_limit=plan.pids_limit,
-                **_resource_options(plan),
+                **resource_options(plan),
             )
 
     def leftover_runs(self) -> list[LeftoverRun]:
@@ -359,6 +362,10 @@ class DockerEngine:
             with contextlib.suppress(docker.errors.NotFound):
                 self.client.api.remove_container(container_id, force=True)
 
+        def remove_volume(volume: str) -> None:
+            with contextlib.suppress(docker.errors.NotFound):
+                self.client.api.remove_volume(volume, force=True)
+
         with engine_errors(f"removing the containers and networks of {what}"):
             # All at once: the engine removes several containers in about the time of one.
             with ThreadPoolExecutor(max_workers=max(1, min(len(containers), 16))) as pool:
@@ -366,37 +373,9 @@ class DockerEngine:
             for network_id in networks:
                 with contextlib.suppress(docker.errors.NotFound):
                     self.client.api.remove_network(network_id)
-            for volume in volumes:  # once the containers that used them are gone
-                with contextlib.suppress(docker.errors.NotFound):
-                    self.client.api.remove_volume(volume, force=True)
-
-
-def docker_mount(mount: Mount) -> Any:
-    from docker.types import Mount as DockerMount
-
-    if mount.volume:  # no_copy: the volume hides the image's folder, as a bind mount does
-        return DockerMount(mount.container_path, mount.host_path, type="volume",
-                           read_only=mount.read_only, no_copy=True)  # fmt: skip
-    return DockerMount(
-        mount.container_path, mount.host_path, type="bind", read_only=mount.read_only
-    )
-
-
-def _resource_options(plan: ContainerPlan) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    limits = plan.limits
-    if limits.cpus is not None:
-        options["nano_cpus"] = int(limits.cpus * 1e9)
-    if limits.memory_bytes is not None:
-        # No swap beyond the limit: a job that needs more memory than its instance has is killed,
-        # as it would be on SageMaker, instead of crawling along on this host's swap.
-        options["mem_limit"] = limits.memory_bytes
-        options["memswap_limit"] = limits.memory_bytes
-    if limits.gpus:
-        from docker.types import DeviceRequest
-
-        options["device_requests"] = [DeviceRequest(count=limits.gpus, capabilities=[["gpu"]])]
-    return options
+            # Once the containers that used them are gone; all at once too.
+            with ThreadPoolExecutor(max_workers=max(1, min(len(volumes), 16))) as pool:
+                list(pool.map(remove_volume, volumes))
 
 
 def _first_line(err: BaseException) -> str:

@@ -47,8 +47,10 @@ class PipePump:
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         if self._socket is not None:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(Exception):  # whatever the transport: it is going
                 self._socket.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(Exception):
+                self._socket.close()
         self._thread.join(timeout)
 
     def _run(self) -> None:
@@ -62,6 +64,8 @@ class PipePump:
         except OSError as err:
             if err.errno not in (errno.EPIPE, errno.ECONNRESET, errno.EBADF, errno.ENOTCONN):
                 self.error = f"streaming into {self._container_fifo} failed: {err}"
+        except Exception as err:  # a transport's socket that lacks a call: the job's error
+            self.error = f"streaming into {self._container_fifo} failed: {err!r}"
         finally:
             with contextlib.suppress(OSError):
                 raw.close()
@@ -74,7 +78,9 @@ class PipePump:
             stdin=True, stdout=False, stderr=False,
         )  # fmt: skip
         response = api.exec_start(created["Id"], socket=True)
-        raw = getattr(response, "_sock", response)  # the SDK wraps the hijacked socket
+        # tcp:// and unix://: the SDK wraps the hijacked socket; ssh:// (the system's ssh): a
+        # pipe from ssh's stdout whose `channel` is the SDK's socket over the ssh process.
+        raw = getattr(response, "_sock", None) or getattr(response, "channel", None) or response
         self._socket = raw
         return raw
 
@@ -94,13 +100,23 @@ class PipePump:
                 except BlockingIOError:
                     continue
                 if not data:  # the feeder wrote everything and closed its end
-                    raw.shutdown(socket.SHUT_WR)
-                    self._drain(raw)
+                    self._end_of_stream(raw)
                     return
                 raw.sendall(data)
                 self.bytes_copied += len(data)
         finally:
             os.close(fd)  # the feeder sees EPIPE from here on
+
+    def _end_of_stream(self, raw: socket.socket) -> None:
+        """Half-close, so that `cat` sees end-of-file, and wait for the exec to end. Over the
+        system's ssh the write half is the ssh process's stdin: closing it makes
+        `docker system dial-stdio` on the other side half-close its connection."""
+        process = getattr(raw, "proc", None)
+        if process is not None:
+            process.stdin.close()
+        else:
+            raw.shutdown(socket.SHUT_WR)
+        self._drain(raw)
 
     def _drain(self, raw: socket.socket) -> None:
         """Wait until the exec has ended (`cat` closed the container's FIFO)."""

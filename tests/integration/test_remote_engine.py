@@ -1,9 +1,11 @@
 """What is particular to an engine that shares no folder with localproc (tests/engine_nodes.py's
-node, reached over TCP): network isolation is the engine's own `internal` network (this
-machine's firewall is not the engine's), and the backend can be forced either way with
-LOCALPROC_ENGINE_FILES. The input and output modes themselves are the `on_engine` variants of
-the acceptance tests (test_cluster_and_input_modes, test_lifecycle, test_outputs_delivery,
-test_outcomes, test_plan_matches_run)."""
+node, reached over TCP, or over ssh:// through the system's ssh): network isolation is the
+engine's own `internal` network (this machine's firewall is not the engine's), a Docker context
+names the engine as well as DOCKER_HOST does, an image without a shell is refused for Pipe inputs
+before anything starts, and the backend can be forced either way with LOCALPROC_ENGINE_FILES.
+The input and output modes themselves are the `on_engine` variants of the acceptance tests
+(test_cluster_and_input_modes, test_lifecycle, test_outputs_delivery, test_outcomes,
+test_plan_matches_run)."""
 
 from __future__ import annotations
 
@@ -184,4 +186,68 @@ def test_pipe_input_with_an_image_without_a_shell_fails_before_starting(
     assert reason.startswith("ClientError: Pipe input(s) data on a remote Docker engine"), reason
     assert "no /bin/sh or no cat" in reason
     assert "ProcessingStartTime" not in localproc.record(name)
+    assert nothing_left(node_leftovers(remote_engine, {name}))
+
+
+def test_a_docker_context_naming_the_remote_engine_is_used(
+    localproc: Localproc, s3: Any, remote_engine: EngineNode, tmp_path: Any
+) -> None:
+    """No DOCKER_HOST: the context the Docker CLI's config makes current names the engine."""
+    import subprocess
+
+    config = tmp_path / "docker-config"
+    config.mkdir()
+    create = ["context", "create", "far-node", "--docker", f"host={remote_engine.docker_host}"]
+    for command in (create, ["context", "use", "far-node"]):
+        done = subprocess.run(["docker", "--config", str(config), *command],
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    bucket = s3.make_bucket()
+    name = unique_name("remote-context")
+    entrypoint, code = script_input(s3, bucket, "print('ran', flush=True)\n")
+    payload = job_payload(name, entrypoint=entrypoint, inputs=[code])
+    result = localproc(
+        "run", str(localproc.write_payload(payload)), "--s3-endpoint-url", s3.endpoint_url,
+        env={"DOCKER_CONFIG": str(config), "DOCKER_HOST": ""},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "algo-1 | ran" in result.stdout
+    assert f"the Docker engine at {remote_engine.docker_host} (context far-node)" in result.stderr
+    assert nothing_left(node_leftovers(remote_engine, {name}))
+
+
+PIPE_AND_FILE = r"""
+import json, pathlib
+with open('/opt/ml/processing/input/stream/stream_0', 'rb') as pipe:
+    streamed = pipe.read().decode()
+staged = sorted(p.name for p in pathlib.Path('/opt/ml/processing/input/code').iterdir())
+out = {'streamed': streamed, 'staged': staged}
+pathlib.Path('/opt/ml/processing/out/seen.json').write_text(json.dumps(out))
+print('done', flush=True)
+"""
+
+
+def test_ssh_docker_host_runs_file_and_pipe_inputs_through_the_systems_ssh(
+    localproc: Localproc, s3: Any, remote_engine: EngineNode, remote_ssh: Any
+) -> None:
+    bucket = s3.make_bucket()
+    for i in range(3):
+        s3.client.put_object(Bucket=bucket, Key=f"stream/{i}", Body=f"part {i}\n".encode())
+    name = unique_name("remote-ssh")
+    entrypoint, code = script_input(s3, bucket, PIPE_AND_FILE)
+    stream = {"InputName": "stream", "S3Input": {
+        "S3Uri": f"s3://{bucket}/stream/", "LocalPath": "/opt/ml/processing/input/stream",
+        "S3DataType": "S3Prefix", "S3InputMode": "Pipe"}}  # fmt: skip
+    payload = job_payload(
+        name, entrypoint=entrypoint, inputs=[code, stream],
+        outputs=[s3_output("out", f"s3://{bucket}/out", "/opt/ml/processing/out")],
+    )  # fmt: skip
+    result = localproc(
+        "run", str(localproc.write_payload(payload)), "--s3-endpoint-url", s3.endpoint_url,
+        env=remote_ssh.env,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert f"the Docker engine at ssh://root@{remote_engine.address}" in result.stderr
+    seen = json.loads(s3.client.get_object(Bucket=bucket, Key="out/seen.json")["Body"].read())
+    assert seen == {"streamed": "part 0\npart 1\npart 2\n", "staged": ["script.py"]}
     assert nothing_left(node_leftovers(remote_engine, {name}))
