@@ -292,15 +292,19 @@ def _connect_node(
     labels = (node.get("Spec") or {}).get("Labels") or {}
     if node["ID"] == own_id and ENGINE_LABEL not in labels:
         return SwarmNode(name, node["ID"], url, capacity, manager)  # already connected
+    endpoint = Endpoint(url, f"swarm node {name}")
     try:
         # DOCKER_TLS_VERIFY / DOCKER_CERT_PATH apply to the nodes as to the manager
         options = {**docker.utils.kwargs_from_env(), "base_url": url}
+        if endpoint.over_ssh:  # the system's ssh, as for DOCKER_HOST=ssh://
+            from localproc.runtime.ssh_tunnel import SshTunnel
+
+            options = {"base_url": SshTunnel(url).url, "tls": False}
         client = docker.DockerClient(version="auto", timeout=120, **options)
         client.ping()
-    except (docker.errors.DockerException, OSError):
+    except (docker.errors.DockerException, OSError, ValueError):
         return f"{name} ({url})"
     # A node's engine is another machine's: files go through the Engine API
-    endpoint = Endpoint(url, f"swarm node {name}")
     return SwarmNode(
         name, node["ID"], url, capacity, DockerEngine(client, endpoint, shares_files(endpoint))
     )
