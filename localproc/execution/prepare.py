@@ -143,7 +143,13 @@ def prepare(request: dict[str, Any], settings: RunSettings, dry_run: bool = Fals
     except JobFailure as failure:  # e.g. an empty prefix: the job exists, and fails
         preparation.failure = failure
     preparation.notes = _notes(job, preparation.plan)
-    if engine is not None and not engine.files_shared:
+    if isinstance(engine, SwarmCluster):
+        preparation.notes.append(
+            f"--cluster swarm: the instances are placed over {len(engine.nodes)} node(s) ("
+            + ", ".join(n.name for n in engine.nodes)
+            + "); inputs, config and outputs are copied through each node's engine (volumes)"
+        )
+    elif engine is not None and not engine.files_shared:
         preparation.notes.append(
             f"the Docker engine at {engine.endpoint.describe()} does not share this machine's "
             "folders: inputs, config and outputs are copied through the Engine API (volumes)"
