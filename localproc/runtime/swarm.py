@@ -92,6 +92,14 @@ class SwarmCluster:
             )
         return cls(manager, nodes)
 
+    # As a DockerEngine says them: the swarm is reached at its manager, and no node shares
+    # this machine's folders (each node's run copies files through its engine).
+    files_shared = False
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return self.manager.endpoint
+
     def node(self, name: str) -> SwarmNode:
         return next(n for n in self.nodes if n.name == name)
 

@@ -82,6 +82,8 @@ def test_a_swarm_answers_whatever_execution_asks_of_an_engine_connection() -> No
         assert ours is not None, name
         wanted = list(inspect.signature(theirs).parameters)
         assert list(inspect.signature(ours).parameters) == wanted, name
+    # and the attributes execution reads
+    assert SwarmCluster.files_shared is False and isinstance(SwarmCluster.endpoint, property)
 
 
 def test_a_run_stopped_before_placement_has_empty_folders_and_nothing_to_bring_back() -> None:
