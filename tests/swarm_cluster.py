@@ -41,7 +41,7 @@ class SwarmTestCluster:
 
     def leftovers(self, label: str = "localproc.job") -> dict[str, dict[str, list[str]]]:
         """Per node, what carries `label` (containers, networks, volumes): empty when clean."""
-        found = {n.name: node_leftovers(n, label) for n in self.nodes}
+        found = {n.name: node_leftovers(n, label=label) for n in self.nodes}
         return {name: kinds for name, kinds in found.items() if any(kinds.values())}
 
 

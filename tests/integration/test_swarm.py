@@ -401,3 +401,35 @@ def test_a_node_without_the_image_ends_the_run_with_exit_4_before_anything_start
         assert node.docker_host not in result.stderr.split("First node's error")[0]
     assert not (localproc.state_dir / "jobs" / name).exists()
     assert containers_started_on_nodes(swarm_cluster, name, began) == {}
+
+
+def test_gc_removes_a_killed_runners_instances_from_every_node(
+    localproc: Localproc,
+    s3: Any,
+    swarm_cluster: SwarmTestCluster,  # noqa: F811
+) -> None:
+    bucket = s3.make_bucket()
+    name = unique_name("swarm-killed")
+    entrypoint, code = script_input(s3, bucket, SLEEPER)
+    payload = job_payload(name, entrypoint=entrypoint, inputs=[code], instance_count=3)
+    process = spawn_swarm_run(localproc, swarm_cluster, payload, s3)
+    try:
+
+        def all_sleeping() -> bool:
+            logs = [localproc.job_dir(name) / "logs" / f"{h}.log" for h in HOSTS]
+            return all(p.exists() and "sleeping" in p.read_text() for p in logs)
+
+        wait_for(all_sleeping, 90, "every instance to start")
+    finally:
+        process.kill()  # SIGKILL: the runner leaves its instances running on the nodes
+        process.communicate()
+    running = swarm_cluster.leftovers()
+    assert len(running) == 3, running  # one instance (and its volumes) on each node
+
+    cleaned = localproc("gc", env=swarm_cluster.env)
+
+    assert cleaned.exit_code == 0, cleaned.output
+    assert swarm_cluster.leftovers() == {}
+    record = localproc.record(name)
+    assert record["ProcessingJobStatus"] == "Failed"
+    assert "runner exited unexpectedly" in record["FailureReason"]
