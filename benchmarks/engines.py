@@ -63,8 +63,10 @@ def _remote_tcp(stack: contextlib.ExitStack) -> dict[str, str]:
     sys.path.insert(0, str(REPO / "tests"))
     import engine_nodes  # the test harness: a dockerd in its own network and mount namespaces
 
+    prefix, bridge = engine_nodes.session_names("bench")
+    subnet = engine_nodes.free_subnet()
     nodes = stack.enter_context(
-        engine_nodes.engine_nodes(1, "lpbench", "lpbr-bench", "10.237.0.0/24", images=(IMAGE,))
+        engine_nodes.engine_nodes(1, prefix, bridge, subnet, images=(IMAGE,))
     )
     return nodes[0].env
 

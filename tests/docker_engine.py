@@ -1,4 +1,11 @@
-"""Pytest plugin: the real Docker engine, the test images, and the CLI run as users run it."""
+"""Pytest plugin: the real container engines (Docker, and Podman's Docker-compatible API), the
+test images, and the CLI run as users run it.
+
+Every test that runs the CLI runs it against the `engine` fixture: Docker unless the test is
+parametrized with `both_engines` (then once per engine, ids `[docker]` and `[podman]`), with
+`docker_and_remote` (`[docker]`, `[remote]`: a second Docker engine reached over TCP only, which
+shares no folder with the CLI, tests/engine_nodes.py) or with `all_engines` (the three). The CLI
+finds Podman and the remote engine the way a user points it there, through DOCKER_HOST."""
 
 from __future__ import annotations
 
@@ -18,6 +25,9 @@ EXAMPLE_IMAGE = os.environ.get("LOCALPROC_EXAMPLE_IMAGE", "localproc/example-pyt
 ENTRYPOINT_IMAGE = "localproc-test/entrypoint:latest"
 JOB_LABEL = "localproc.job"
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Podman's rootful API socket, as scripts/setup-podman.sh starts it.
+PODMAN_HOST = os.environ.get("LOCALPROC_TEST_PODMAN_HOST", "unix:///run/podman/podman.sock")
+ENGINES = ("docker", "podman")
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +47,54 @@ def docker_client() -> Any:
 
 
 @pytest.fixture(scope="session")
+def podman_client() -> Any:
+    """A Docker SDK client of Podman's Docker-compatible API (the same client localproc uses)."""
+    import docker
+
+    try:
+        client = docker.DockerClient(base_url=PODMAN_HOST, version="auto")
+        client.ping()
+    except docker.errors.DockerException as err:
+        pytest.fail(f"no Podman API answers at {PODMAN_HOST} ({err}); run scripts/setup-podman.sh")
+    try:
+        client.images.get(EXAMPLE_IMAGE)
+    except docker.errors.ImageNotFound:
+        pytest.fail(f"image {EXAMPLE_IMAGE} missing in Podman; run scripts/setup-podman.sh")
+    return client
+
+
+@dataclass(frozen=True)
+class EngineUnderTest:
+    """The engine a test runs its jobs on: its name, an SDK client of it, and the environment
+    that points the CLI at it."""
+
+    name: str
+    client: Any
+    env: dict[str, str]
+
+
+@pytest.fixture
+def engine(request: pytest.FixtureRequest) -> EngineUnderTest:
+    """Docker, or the engine the test is parametrized with (`both_engines`)."""
+    name = getattr(request, "param", "docker")
+    if name == "remote":  # tests/engine_nodes.py: one node for the session
+        node = request.getfixturevalue("remote_engine")
+        return EngineUnderTest(name, request.getfixturevalue("remote_docker"), node.env)
+    if name == "podman":
+        return EngineUnderTest(name, request.getfixturevalue("podman_client"),
+                               {"DOCKER_HOST": PODMAN_HOST})  # fmt: skip
+    return EngineUnderTest(name, request.getfixturevalue("docker_client"), {})
+
+
+# A test marked with this runs once on Docker and once on Podman.
+both_engines = pytest.mark.parametrize("engine", ENGINES, indirect=True)
+# ... once on Docker and once on the remote engine (the archive backend).
+docker_and_remote = pytest.mark.parametrize("engine", ("docker", "remote"), indirect=True)
+# ... on each of the three.
+all_engines = pytest.mark.parametrize("engine", (*ENGINES, "remote"), indirect=True)
+
+
+@pytest.fixture(scope="session")
 def entrypoint_image(docker_client: Any) -> str:
     """An image with its own ENTRYPOINT and CMD, to check how a job's entrypoint/arguments mix."""
     import io
@@ -48,6 +106,13 @@ def entrypoint_image(docker_client: Any) -> str:
         fileobj=io.BytesIO(dockerfile.encode()), tag=ENTRYPOINT_IMAGE, rm=True
     )
     return ENTRYPOINT_IMAGE
+
+
+def job_volumes(client: Any, names: set[str]) -> list[str]:
+    """Volumes of the named jobs (the archive backend's; an engine sharing our folders has
+    none)."""
+    return [v.name for v in client.volumes.list(filters={"label": JOB_LABEL})
+            if (v.attrs.get("Labels") or {}).get(JOB_LABEL) in names]  # fmt: skip
 
 
 def job_resources(docker_client: Any, names: set[str] | None = None) -> tuple[list[str], list[str]]:
@@ -80,10 +145,18 @@ class CliResult:
 class Localproc:
     """Runs the installed `localproc` command in a subprocess, as a user would."""
 
-    def __init__(self, state_dir: Path, workdir: Path) -> None:
+    def __init__(
+        self, state_dir: Path, workdir: Path, engine_env: dict[str, str] | None = None
+    ) -> None:
         self.state_dir = state_dir
         self.workdir = workdir
+        self.engine_env = engine_env or {}  # points the CLI at the test's engine
         self.names: set[str] = set()  # job names this test used
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment the CLI runs with (for tests that start it themselves)."""
+        return {**os.environ, **self.engine_env, "LOCALPROC_HOME": str(self.state_dir)}
 
     def __call__(
         self,
@@ -95,7 +168,7 @@ class Localproc:
         if "--name" in args:
             self.names.add(args[args.index("--name") + 1])
         command = [sys.executable, "-m", "localproc", *args]
-        full_env = {**os.environ, "LOCALPROC_HOME": str(self.state_dir), **(env or {})}
+        full_env = {**self.env, **(env or {})}
         done = subprocess.run(
             command,
             input=stdin,
@@ -121,14 +194,18 @@ class Localproc:
 
 
 @pytest.fixture
-def localproc(tmp_path: Path, docker_client: Any) -> Iterator[Localproc]:
-    """The CLI with a fresh state dir; after the test, no job container or network may remain."""
+def localproc(tmp_path: Path, engine: EngineUnderTest) -> Iterator[Localproc]:
+    """The CLI with a fresh state dir, pointed at the test's engine; after the test, no job
+    container or network may remain on that engine."""
     work = tmp_path / "work"
     work.mkdir()
-    cli = Localproc(tmp_path / "state", work)
+    cli = Localproc(tmp_path / "state", work, engine.env)
     yield cli
-    containers, networks = job_resources(docker_client, cli.names)
-    assert not containers and not networks, f"left behind: {containers} {networks}"
+    containers, networks = job_resources(engine.client, cli.names)
+    volumes = job_volumes(engine.client, cli.names) if engine.name == "remote" else []
+    assert not containers and not networks and not volumes, (
+        f"left behind on {engine.name}: {containers} {networks} {volumes}"
+    )
 
 
 def unique_name(stem: str) -> str:

@@ -50,11 +50,30 @@ HIDDEN_FOLDERS = ("/tmp", "/root", "/home", "/work", "/var/lib/docker", "/etc/do
 START_SECONDS = 60.0
 STOP_SECONDS = 20.0
 
-# The session node of the remote-engine tests: a bridge and subnet of their own, so that other
-# users of this module (the Swarm tests) can run theirs at the same time on other ones.
-REMOTE_BRIDGE = "lpbr-remote"
-REMOTE_SUBNET = "10.231.0.0/24"
-REMOTE_NODE = "lpremote0"
+# Where free_subnet looks for a /24 that no route of this machine overlaps: 10.X.0.0/24.
+SUBNET_CANDIDATES = range(231, 255)
+
+
+def session_names(stem: str) -> tuple[str, str]:
+    """A node-name prefix and a bridge name of this process's own (at most 8 and 12 characters):
+    test sessions and benchmarks running at the same time on one machine (several worktrees)
+    must never take each other's nodes or bridges."""
+    suffix = f"{os.getpid() % 100000}"
+    return f"{stem[:3]}{suffix}", f"lpbr{stem[:3]}{suffix}"
+
+
+def free_subnet() -> str:
+    """A private /24 that no route here overlaps (another session's nodes, Docker's networks)."""
+    routes = []
+    for line in _run("ip", "-4", "-o", "route", "show").stdout.splitlines():
+        with contextlib.suppress(ValueError, IndexError):
+            if line.split()[0] != "default":
+                routes.append(ipaddress.ip_network(line.split()[0], strict=False))
+    for second in SUBNET_CANDIDATES:
+        candidate = ipaddress.ip_network(f"10.{second}.0.0/24")
+        if not any(candidate.overlaps(route) for route in routes):
+            return str(candidate)
+    raise NodeError(f"no free 10.X.0.0/24 for engine nodes (X in {SUBNET_CANDIDATES})")
 
 
 class NodeError(RuntimeError):
@@ -92,6 +111,7 @@ class EngineNode:
     address: str
     root: Path  # data root and logs
     exec_root: Path
+    host_address: str = ""  # this machine's address on the node's bridge
     process: subprocess.Popen | None = None
     helpers: list[subprocess.Popen] = field(default_factory=list)  # e.g. its sshd
     log_path: Path = field(init=False)
@@ -183,6 +203,7 @@ def start_node(network: NodeNetwork, index: int, name: str) -> EngineNode:
         address=network.node_address(index),
         root=NODES_ROOT / name,
         exec_root=Path("/run") / f"lpn-{name}",
+        host_address=network.host_address,
     )
     _remove_node_files(node)  # a crashed earlier run's
     _run("ip", "netns", "del", name, check=False)
@@ -455,8 +476,8 @@ def remote_engine(docker_client: Any) -> Iterator[EngineNode]:
     reason = nodes_unavailable()
     if reason:
         pytest.fail(reason)
-    with engine_nodes(1, REMOTE_NODE.rstrip("0"), REMOTE_BRIDGE, REMOTE_SUBNET,
-                      images=(EXAMPLE_IMAGE,)) as nodes:  # fmt: skip
+    prefix, bridge = session_names("remote")
+    with engine_nodes(1, prefix, bridge, free_subnet(), images=(EXAMPLE_IMAGE,)) as nodes:
         yield nodes[0]
 
 
@@ -473,51 +494,3 @@ def remote_docker(remote_engine: EngineNode) -> Iterator[Any]:
     client = remote_engine.client()
     yield client
     client.close()
-
-
-@dataclass
-class EngineUnderTest:
-    """The engine a parametrized test's jobs run on: "local" (this machine's, bind mounts) or
-    "remote" (the session node over TCP: the archive backend)."""
-
-    kind: str
-    client: Any  # a docker SDK client of that engine
-    node: EngineNode | None = None
-
-    def leftovers(self, names: Iterable[str]) -> dict[str, list[str]]:
-        if self.node is not None:
-            return node_leftovers(self.node, names)
-        found = {"containers": [], "networks": [], "volumes": []}
-        for name in names:
-            selector = {"label": f"localproc.job={name}"}
-            found["containers"] += [
-                c.name for c in self.client.containers.list(all=True, filters=selector)
-            ]
-            found["networks"] += [n.name for n in self.client.networks.list(filters=selector)]
-            found["volumes"] += [v.name for v in self.client.volumes.list(filters=selector)]
-        return found
-
-
-@pytest.fixture(params=["local", "remote"])
-def on_engine(
-    request: pytest.FixtureRequest,
-    docker_client: Any,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-) -> Iterator[EngineUnderTest]:
-    """Runs the test once on this machine's engine and once on the remote node (DOCKER_HOST set
-    to its TCP address for everything the test starts). Afterwards nothing of the test's jobs
-    may be left on that engine: no container, network or volume."""
-    if request.param == "local":
-        under_test = EngineUnderTest("local", docker_client)
-    else:
-        node = request.getfixturevalue("remote_engine")
-        monkeypatch.setenv("DOCKER_HOST", node.docker_host)
-        under_test = EngineUnderTest("remote", request.getfixturevalue("remote_docker"), node)
-    yield under_test
-    names = {record.parent.name for record in tmp_path.glob("**/jobs/*/record.json")}
-    deadline = time.monotonic() + 15  # a detached runner may still be removing its objects
-    while not nothing_left(found := under_test.leftovers(names)):
-        if time.monotonic() > deadline:
-            pytest.fail(f"left on the {under_test.kind} engine: {found}")
-        time.sleep(0.25)

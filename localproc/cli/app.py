@@ -2,8 +2,8 @@
 call into the service layer, prints.
 
 The commands live in run_commands.py (validate, plan, run, reproduce), job_commands.py
-(describe, list, stop, delete, logs, gc) and serve_command.py; every one runs inside
-`errors.user_errors`, the one place where a user error becomes a message and an exit code.
+(describe, list, stop, delete, logs, gc) and serve_command.py (serve, console); every one runs
+inside `errors.user_errors`, the one place where a user error becomes a message and an exit code.
 Library modules are imported inside the commands so `localproc --help` does not load boto3 or
 the docker SDK.
 """
@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 import typer
 
 from localproc import helpcache
-from localproc.cli import job_commands, run_commands, serve_command
+from localproc.cli import job_commands, pipeline_commands, run_commands, serve_command
 from localproc.cli.errors import user_errors
 from localproc.errors import ExitStatus
 
@@ -45,9 +45,11 @@ COMMANDS: list[tuple[str | None, Callable[..., Any]]] = [
     (None, job_commands.logs),
     (None, job_commands.gc),
     (None, serve_command.serve),
+    (None, serve_command.console),
 ]
 for _name, _command in COMMANDS:
     app.command(_name)(user_errors()(_command))
+app.add_typer(pipeline_commands.app)  # `localproc pipeline …`: SageMaker Pipelines
 
 
 def main() -> None:

@@ -20,11 +20,28 @@ def _print_json(data: Any) -> None:
 
 
 def describe(
-    name: NameArg, state_dir: StateDirOption = DEFAULT_STATE_DIR, as_json: JsonOption = False
+    name: NameArg,
+    state_dir: StateDirOption = DEFAULT_STATE_DIR,
+    as_json: JsonOption = False,
+    telemetry: Annotated[
+        bool,
+        typer.Option(
+            "--telemetry",
+            help="JSON, with one more key, LocalprocTelemetry: the phase times and each "
+            "instance's memory and CPU samples the console draws. Without it, --json is exactly "
+            "DescribeProcessingJob.",
+        ),
+    ] = False,
 ) -> None:
     """DescribeProcessingJob: the recorded job, as the service describes it."""
     from localproc.service.jobs import describe_job, job_details, job_store
 
+    if telemetry:
+        from localproc.service.console import job_telemetry
+
+        store = job_store(state_dir)
+        _print_json({**describe_job(store, name), "LocalprocTelemetry": job_telemetry(store, name)})
+        return
     if as_json:
         _print_json(describe_job(job_store(state_dir), name))
         return

@@ -12,6 +12,7 @@ from localproc.execution.stop import StopSignal
 from localproc.payload.job import JobSpec
 from localproc.plan import JobPlan
 from localproc.records.layout import JobFolder
+from localproc.records.telemetry import RunTelemetry
 from localproc.runtime.protocol import Engine
 from localproc.storage import ObjectStore
 from localproc.transfer.progress import TransferProgress
@@ -40,3 +41,4 @@ class RunContext:
     feeders: list[PipeFeeder] = field(default_factory=list)
     continuous: ContinuousUploader | None = None
     continuous_report: UploadReport = field(default_factory=UploadReport)
+    telemetry: RunTelemetry | None = None  # what the console draws (records.telemetry)

@@ -5,6 +5,7 @@ own; `outcome.decide` alone says how the job ended; `RunRecord` alone writes the
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from typing import TextIO
@@ -22,9 +23,10 @@ from localproc.execution.start import start_and_watch
 from localproc.execution.stop import StopSignal, stop_on_signals
 from localproc.execution.uploads import upload
 from localproc.payload.job import JobSpec
-from localproc.plan import JobPlan
+from localproc.plan import JobPlan, plan_json
 from localproc.records.layout import JobFolder
 from localproc.records.store import JobStatus, JobStore
+from localproc.records.telemetry import RunTelemetry
 from localproc.runtime.engine import DockerEngine
 from localproc.runtime.protocol import EngineError, GangPlacement
 from localproc.runtime.swarm import SwarmCluster
@@ -75,6 +77,8 @@ class Runner:
             if plan is not None and self.engine is not None
             else None
         )
+        if self.ctx is not None:
+            self.ctx.telemetry = RunTelemetry(folder)
 
     def request_stop(self, reason: str, immediately: bool = False) -> None:
         """Safe from a signal handler: only sets fields that the run acts on."""
@@ -111,7 +115,8 @@ class Runner:
         if self.stop.requested:
             self.record.stopping()
         if ctx is not None and ctx.plan.outputs:
-            outcome.uploads = upload(ctx)
+            with _phase(ctx, "Uploading"):
+                outcome.uploads = upload(ctx)
         if self.stop.requested:  # also a stop during the uploads: Stopping before Stopped
             self.record.stopping()
         cleanup.await_removal()
@@ -123,13 +128,16 @@ class Runner:
     def _contain(
         self, ctx: RunContext, log_stream: TextIO | None, colour: bool
     ) -> list[InstanceResult]:
+        if ctx.telemetry is not None:
+            ctx.telemetry.plan(plan_json(ctx.plan))
         engine = ctx.engine
         # On a cluster all instances are placed at once before anything is staged or made;
         # the run may wait for room there, and a stop meanwhile ends it with nothing made.
         placing = isinstance(engine, GangPlacement)
         if placing and not engine.place_instances(self.notify, lambda: self.stop.requested):
             return []
-        stage(ctx)
+        with _phase(ctx, "Staging"):
+            stage(ctx)
         if self.stop.requested:
             return []  # stopped while staging: no container is started
         fifos = materialize(ctx)
@@ -159,3 +167,8 @@ class Runner:
         )
         outcome.status, outcome.failure_reason = verdict.status, verdict.failure_reason
         self.record.finish(outcome.status, outcome.failure_reason, outcome.exit_message)
+
+
+def _phase(ctx: RunContext, name: str) -> contextlib.AbstractContextManager[None]:
+    """The phase's start and end for the console's timeline (nothing when not recorded)."""
+    return ctx.telemetry.phase(name) if ctx.telemetry is not None else contextlib.nullcontext()

@@ -25,7 +25,7 @@ def start_and_watch(
     ctx.engine.create_instances(ctx.credentials)
     watch = Watch(
         ctx.engine, plan.hosts, sink, ctx.stop, ctx.settings.stop_grace_seconds,
-        on_stopping=ctx.record.stopping,
+        on_stopping=ctx.record.stopping, telemetry=ctx.telemetry,
     )  # fmt: skip
     ctx.record.started()
     ctx.notify(

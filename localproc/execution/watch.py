@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 from localproc.execution.outcome import DEADLINE_REASON, InstanceResult
 from localproc.execution.stop import StopSignal
+from localproc.records.telemetry import RunTelemetry
 from localproc.runtime.logs import LogSink
 from localproc.runtime.protocol import Engine, LogFollower
 
@@ -33,6 +34,7 @@ class Watch:
         stop: StopSignal,
         grace_seconds: float,
         on_stopping: Callable[[], None],
+        telemetry: RunTelemetry | None = None,
     ) -> None:
         self._engine = engine
         self._hosts = list(hosts)
@@ -40,6 +42,7 @@ class Watch:
         self._stop = stop
         self._grace = grace_seconds
         self._on_stopping = on_stopping  # called once, when a stop of the whole job begins
+        self._telemetry = telemetry  # the console's figures: phase times, usage samples
         self._stopping_announced = False
         self._stopping: set[str] = set()
         self._killed = False
@@ -53,6 +56,8 @@ class Watch:
         effect within a fraction of a second."""
         finished: queue.Queue[InstanceResult] = queue.Queue()
         self._engine.start_instances()
+        if self._telemetry is not None:
+            self._telemetry.containers_started(self._hosts)
         self._followers = {host: self._engine.follow_log(host, self._sink) for host in self._hosts}
         for host in self._hosts:
             threading.Thread(target=self._sample_usage, args=(host,), daemon=True).start()
@@ -99,6 +104,10 @@ class Watch:
     def _sample_usage(self, host: str) -> None:
         usage = self._usage[host]
         for sample in self._engine.stats(host):
+            if self._telemetry is not None:
+                self._telemetry.sample(
+                    host, sample.memory_bytes, sample.peak_memory_bytes, sample.cpu_seconds
+                )
             if sample.peak_memory_bytes:
                 usage.peak_memory_bytes = max(
                     usage.peak_memory_bytes or 0, sample.peak_memory_bytes
@@ -111,6 +120,8 @@ class Watch:
         with self._lock:
             stopped = host in self._stopping
         self._followers[host].exited()
+        if self._telemetry is not None:
+            self._telemetry.container_ended(host, ended.exit_code, stopped, ended.oom_killed)
         usage = self._usage[host]
         finished.put(
             InstanceResult(

@@ -34,7 +34,28 @@ PROCESSING_OPERATIONS = (
     "StopProcessingJob",
     "DeleteProcessingJob",
 )
-CACHE_FORMAT = 1  # bump when the cut changes, so older cache files are not read
+# SageMaker Pipelines, as `serve` answers them (serve/pipelines_api.py), and the tag calls the
+# SDK's `Pipeline.upsert` makes.
+PIPELINE_OPERATIONS = (
+    "CreatePipeline",
+    "UpdatePipeline",
+    "DescribePipeline",
+    "DeletePipeline",
+    "ListPipelines",
+    "ListPipelineVersions",
+    "StartPipelineExecution",
+    "DescribePipelineExecution",
+    "ListPipelineExecutions",
+    "ListPipelineExecutionSteps",
+    "StopPipelineExecution",
+    "RetryPipelineExecution",
+    "ListPipelineParametersForExecution",
+    "DescribePipelineDefinitionForExecution",
+    "AddTags",
+    "ListTags",
+    "DeleteTags",
+)
+CACHE_FORMAT = 2  # bump when the cut changes, so older cache files are not read
 
 
 @functools.cache
@@ -97,9 +118,10 @@ def _source_key(loader: Loader) -> str:
 
 
 def processing_part(data: dict[str, Any]) -> dict[str, Any]:
-    """The model with only the processing-job operations and the shapes they reach (inputs,
-    outputs, errors, and everything nested in them); metadata unchanged."""
-    operations = {name: data["operations"][name] for name in PROCESSING_OPERATIONS}
+    """The model with only the processing-job and pipeline operations and the shapes they reach
+    (inputs, outputs, errors, and everything nested in them); metadata unchanged."""
+    served = PROCESSING_OPERATIONS + PIPELINE_OPERATIONS
+    operations = {name: data["operations"][name] for name in served}
     shapes: dict[str, Any] = {}
     pending = [
         ref["shape"]

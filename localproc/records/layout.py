@@ -12,6 +12,9 @@
         algo-N/config/            resourceconfig.json, processingjobconfig.json (/opt/ml/config)
         algo-N/output/            /opt/ml/output (its `message` becomes ExitMessage)
         algo-N/outputs/OUTPUT/    each output's LocalPath
+        telemetry/plan.json       the plan the run executed (the console shows it)
+        telemetry/phases.json     when staging, each container and the uploads started and ended
+        telemetry/algo-N.usage.jsonl   memory and CPU samples of each instance, one JSON a line
     jobs/.claiming-*, jobs/.deleted-*   a claim being made, a job folder being removed
     runners/NAME.log              a background run's own output (`run --detach`, `serve`)
     runners/NAME.status.json      what a background run that never recorded its job reports
@@ -48,6 +51,7 @@ CONFIG_DIR = "config"
 OUTPUT_DIR = "output"
 OUTPUTS_DIR = "outputs"
 EXIT_MESSAGE_FILE = "message"
+TELEMETRY_DIR = "telemetry"  # what the console draws: the plan, phase times, usage samples
 RESOURCE_CONFIG_FILE = "resourceconfig.json"
 JOB_CONFIG_FILE = "processingjobconfig.json"
 
@@ -113,6 +117,24 @@ class JobFolder:
     @property
     def scratch(self) -> Path:
         return self.path / SCRATCH_DIR
+
+    @property
+    def telemetry(self) -> Path:
+        return self.path / TELEMETRY_DIR
+
+    @property
+    def plan(self) -> Path:
+        """The plan the run executed (plan --json's plan keys)."""
+        return self.telemetry / "plan.json"
+
+    @property
+    def phases(self) -> Path:
+        """When staging, each instance's container and the uploads started and ended."""
+        return self.telemetry / "phases.json"
+
+    def usage_series(self, host: str) -> Path:
+        """An instance's memory and CPU samples, one JSON object a line."""
+        return self.telemetry / f"{host}.usage.jsonl"
 
     def instance(self, host: str) -> Path:
         """An instance's own folder (`algo-N/`): its config, output and outputs."""

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from localproc.files import remove_tree
 from localproc.plan import InstancePlan, JobPlan, MountPlan
+from localproc.runtime import podman
 from localproc.runtime.docker_logs import DockerLogFollower
 from localproc.runtime.engine import DockerEngine, Mount, engine_errors
 from localproc.runtime.protocol import (
@@ -154,12 +155,20 @@ class DockerRun:
         """The engine's stats stream; the cgroup's own high-water mark where it reports one."""
         import docker.errors
 
+        if self._engine.is_podman:
+            yield from podman.stats(self._engine.client, self._containers[host].id)
+            return
         try:
             for sample in self._containers[host].stats(stream=True, decode=True):
                 memory = sample.get("memory_stats") or {}
                 peak = memory.get("max_usage") or memory.get("usage")
                 total = (sample.get("cpu_stats") or {}).get("cpu_usage", {}).get("total_usage")
-                yield UsageSample(int(peak) if peak else None, total / 1e9 if total else None)
+                current = memory.get("usage")
+                yield UsageSample(
+                    int(peak) if peak else None,
+                    total / 1e9 if total else None,
+                    int(current) if current else None,
+                )
         except docker.errors.DockerException:
             return  # the container is gone: the samples taken so far stand
 

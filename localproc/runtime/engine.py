@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +26,7 @@ from localproc.plan.naming import (
     new_run_id,
     pids_limit,
 )
-from localproc.runtime import firewall
+from localproc.runtime import firewall, podman
 from localproc.runtime.container_options import Mount, docker_mount, resource_options
 from localproc.runtime.endpoint import Endpoint, client_options, resolve_endpoint, shares_files
 from localproc.runtime.protocol import Engine, EngineError, HostFolders
@@ -90,6 +91,8 @@ class DockerEngine:
 
     @classmethod
     def connect(cls) -> DockerEngine:
+        """The engine DOCKER_HOST names; without it, Docker's default socket, and when that does
+        not answer, Podman's rootless then rootful socket (podman.engine_sockets)."""
         import docker
         import docker.errors
 
@@ -110,12 +113,22 @@ class DockerEngine:
                 client = docker.from_env(version="auto", timeout=120)
             client.ping()
         except (docker.errors.DockerException, OSError, ValueError) as err:
-            said = f"; ssh: {tunnel.last_error}" if tunnel and tunnel.last_error else ""
-            raise CannotRunHere(
-                f"No Docker engine answers at {where} ({_first_line(err)}{said}). Start Docker, "
-                "or run scripts/setup.sh, which installs and starts one on Debian."
-            ) from err
+            # Only when nothing names an engine: Podman's sockets, where Docker's does not answer.
+            client = podman.first_answering_client() if endpoint.source == "default" else None
+            if client is None:
+                said = f"; ssh: {tunnel.last_error}" if tunnel and tunnel.last_error else ""
+                raise CannotRunHere(
+                    f"No Docker engine answers at {where} ({_first_line(err)}{said}), nor "
+                    "Podman's API service. Start Docker, or run scripts/setup.sh, which installs "
+                    "and starts one on Debian (for Podman: scripts/setup-podman.sh)."
+                ) from err
         return cls(client, endpoint, files_shared)
+
+    @functools.cached_property
+    def is_podman(self) -> bool:
+        """Podman's Docker-compatible API (runtime/podman.py says where it differs)."""
+        with engine_errors("asking the engine what it is"):
+            return podman.is_podman(self.client)
 
     def for_run(self, plan: JobPlan, folders: HostFolders) -> Engine:
         """The engine seam for one run of `plan`, its host folders where `folders` says: bind
@@ -179,12 +192,19 @@ class DockerEngine:
         internal network (no route out) whose bridge the host firewall shuts off from the
         host's own services, where this process may change the firewall (an engine on this
         machine; another machine's firewall is its own: runtime/firewall.py)."""
-        for _attempt in range(5):
-            addresses = self._create_addressed_network(name, run_id, labels, hosts, isolated)
-            if addresses is not None:
-                break
+        if self.is_podman:
+            with engine_errors(f"creating network {name}"):
+                subnet, gateway = podman.create_network(
+                    self.client, name, labels, firewall.bridge_name(run_id), isolated
+                )
+            addresses = _addresses(ipaddress.ip_network(subnet), gateway, hosts)
         else:
-            raise EngineError(f"Docker engine: creating network {name} failed: no free subnet")
+            for _attempt in range(5):
+                addresses = self._create_addressed_network(name, run_id, labels, hosts, isolated)
+                if addresses is not None:
+                    break
+            else:
+                raise EngineError(f"Docker engine: creating network {name} failed: no free subnet")
         if isolated and self.endpoint.on_this_machine and firewall.can_isolate_host():
             try:
                 firewall.block_host_access(run_id)
@@ -221,8 +241,7 @@ class DockerEngine:
                 raise EngineError(f"Docker engine: network {name} has no IPv4 subnet")
             subnet = ipaddress.ip_network(v4[0]["Subnet"])
             gateway = v4[0].get("Gateway") or str(next(subnet.hosts()))
-            free = (str(a) for a in subnet.hosts() if str(a) != gateway)
-            addresses = {host: next(free) for host in hosts}
+            addresses = _addresses(subnet, gateway, hosts)
             pool = IPAMPool(subnet=str(subnet), gateway=gateway)
             try:
                 create(IPAMConfig(pool_configs=[pool]))
@@ -248,6 +267,8 @@ class DockerEngine:
         return self._info_cache
 
     def has_nvidia_runtime(self) -> bool:
+        if self.is_podman:  # Podman gives GPUs through CDI devices, not Docker's device requests
+            return False
         return "nvidia" in (self._info().get("Runtimes") or {})
 
     def create_container(
@@ -376,6 +397,16 @@ class DockerEngine:
             # Once the containers that used them are gone; all at once too.
             with ThreadPoolExecutor(max_workers=max(1, min(len(volumes), 16))) as pool:
                 list(pool.map(remove_volume, volumes))
+
+
+def _addresses(
+    subnet: ipaddress.IPv4Network | ipaddress.IPv6Network,
+    gateway: str | None,
+    hosts: Sequence[str],
+) -> dict[str, str]:
+    """A fixed address for each host: the subnet's first ones, the gateway's (if any) left out."""
+    free = (str(a) for a in subnet.hosts() if str(a) != gateway)
+    return {host: next(free) for host in hosts}
 
 
 def _first_line(err: BaseException) -> str:

@@ -47,10 +47,12 @@ class InstanceExit:
 
 @dataclass(frozen=True)
 class UsageSample:
-    """One stats sample: the memory high-water mark so far and the CPU time used so far."""
+    """One stats sample: the memory high-water mark so far and the CPU time used so far, and
+    the memory in use now (for the console's charts; None when the engine does not say)."""
 
     peak_memory_bytes: int | None
     cpu_seconds: float | None
+    memory_bytes: int | None = None
 
 
 class LogSinkLike(Protocol):

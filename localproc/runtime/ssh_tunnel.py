@@ -28,9 +28,10 @@ class SshTunnel:
             raise ValueError(f"not an ssh:// engine address: {url}")
         self._folder = Path(tempfile.mkdtemp(prefix="localproc-ssh-"))  # 0700
         # One ssh connection shared by all (a run opens a dozen: logs, stats, each container),
-        # instead of a handshake each; it ends with this process (`close`).
+        # instead of a handshake each; it ends with this process (`close`), or 5 s after its
+        # last session where the process ends without running `close`.
         self._ssh = ["ssh", "-o", "ControlMaster=auto", "-o", f"ControlPath={self._folder}/cm",
-                     "-o", "ControlPersist=30"]  # fmt: skip
+                     "-o", "ControlPersist=5"]  # fmt: skip
         if parsed.username:
             self._ssh += ["-l", parsed.username]
         if parsed.port:

@@ -22,6 +22,7 @@ from localproc.records.status import JobStatus
 from localproc.serve import cloudwatch_logs
 from localproc.serve.cloudwatch_logs import CloudWatchLogs
 from localproc.serve.errors import api_error
+from localproc.serve.pipelines_api import PipelinesApi
 from localproc.serve.wire import checked_input, target_prefix, to_wire
 from localproc.service.detach import start_detached
 from localproc.service.jobs import (
@@ -60,6 +61,8 @@ class ProcessingApi:
             "StopProcessingJob": self.stop,
             "DeleteProcessingJob": self.delete,
         }
+        self.pipelines = PipelinesApi(self)  # SageMaker Pipelines: serve/pipelines_api.py
+        self.operations.update(self.pipelines.operations)
         self.logs = CloudWatchLogs(self.store, settings.region or "us-east-1")
         # X-Amz-Target prefix -> the operations served under it
         self.services = {

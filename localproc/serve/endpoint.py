@@ -1,5 +1,6 @@
 """The HTTP side of `localproc serve`: one POST is one operation (`X-Amz-Target`), answered
-with a JSON body; every request is noted once on the server's log."""
+with a JSON body; `GET /` and `/console/...` are the console's (console.py); every request is
+noted once on the server's log."""
 
 from __future__ import annotations
 
@@ -13,6 +14,15 @@ from typing import Any, TextIO
 
 from localproc.printable import printable, printable_line
 from localproc.serve.api import ProcessingApi
+from localproc.serve.console import (
+    FOREIGN_HOST_MESSAGE,
+    PREFIX,
+    TOKEN_HEADER,
+    Console,
+    is_console_path,
+    is_loopback,
+    write_answer,
+)
 from localproc.serve.errors import ApiError
 from localproc.serve.httpserve import BoundedHTTPServer, OneRequestHandler
 from localproc.serve.wire import parse_body, target_prefix
@@ -26,6 +36,8 @@ class _Server(BoundedHTTPServer):
         self.api = api
         self.log = log
         self.log_lock = threading.Lock()
+        self.console: Console | None = None  # set once bound
+        self.api_host_checked = False
         super().__init__(address, _Handler, MAX_BODY_BYTES)
 
     def note(self, line: str) -> None:
@@ -50,7 +62,13 @@ class _Server6(_Server):
 def make_server(host: str, port: int, api: ProcessingApi, log: TextIO) -> _Server:
     """The HTTP server for `api`, bound and listening, not yet serving."""
     server_class = _Server6 if ":" in host else _Server
-    return server_class((host, port), api, log)
+    server = server_class((host, port), api, log)
+    server.console = Console(api.store, host)
+    # On loopback only local programs reach the API, and they name it by address or localhost;
+    # any other Host is a web page that rebound its name to 127.0.0.1 (DNS rebinding), which
+    # must not create jobs. Bound elsewhere, clients may name the host anything: not checked.
+    server.api_host_checked = is_loopback(str(server.server_address[0]))
+    return server
 
 
 def _host_of(client_address: Any) -> str:
@@ -67,9 +85,14 @@ class _Handler(OneRequestHandler):
     server: _Server
 
     def do_POST(self) -> None:
+        if self.path.startswith(PREFIX) and self.server.console is not None:
+            host, token = self.headers.get("Host"), self.headers.get(TOKEN_HEADER)
+            self._console_answer(lambda console: console.post(self.path, host, token))
+            return
         self.request_id = str(uuid.uuid4())
         operation = printable_line(self.headers.get("X-Amz-Target") or "(no X-Amz-Target)")
         try:
+            self._check_host()
             raw = self._read_body()
             prefix, operation = self._operation()
             body = parse_body(raw)
@@ -95,9 +118,37 @@ class _Handler(OneRequestHandler):
         self.server.note(f"{operation} {status} {outcome}".rstrip())
 
     def do_GET(self) -> None:
+        if is_console_path(self.path) and self.server.console is not None:
+            host = self.headers.get("Host")
+            self._console_answer(lambda console: console.get(self.path, host))
+            return
         self._refuse()
 
-    do_PUT = do_DELETE = do_PATCH = do_GET
+    def do_PUT(self) -> None:
+        self._refuse()
+
+    do_DELETE = do_PATCH = do_PUT
+
+    def _console_answer(self, route: Any) -> None:
+        self.request_id = str(uuid.uuid4())
+        try:
+            answer = route(self.server.console)
+        except Exception:  # the HTTP boundary: a bug must not kill the server, nor show itself
+            self.close_connection = True
+            error = ApiError(
+                "InternalFailure",
+                f"The console request failed (request id {self.request_id}); the server's log "
+                "has the details.",
+            )
+            self._respond(500, error.body())
+            self.server.note(
+                f"{self.command} {printable_line(self.path)} 500 InternalFailure:\n"
+                + traceback.format_exc()
+            )
+            return
+        write_answer(self, answer)
+        if self.command == "POST" or answer.status >= 400:  # not the page's polling
+            self.server.note(f"{self.command} {printable_line(self.path)} {answer.status}")
 
     def _refuse(self) -> None:
         self.close_connection = True
@@ -109,6 +160,13 @@ class _Handler(OneRequestHandler):
         )
         self._respond(error.status, error.body())
         self.server.note(f"{self.command} {printable_line(self.path)} {error.status}")
+
+    def _check_host(self) -> None:
+        console = self.server.console
+        host = self.headers.get("Host")
+        if self.server.api_host_checked and console and not console.host_allowed(host):
+            self.close_connection = True
+            raise ApiError("ForeignHost", FOREIGN_HOST_MESSAGE)
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():

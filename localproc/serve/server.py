@@ -16,17 +16,17 @@ httpserve.py: a fixed pool of worker threads, whatever the number of connections
 
 The parts: api.py (the operations, each a call into the service layer), wire.py (the JSON 1.1
 bodies and timestamps), errors.py (user errors as the service's error responses), endpoint.py
-(the HTTP requests); this module runs the server.
+(the HTTP requests), console.py (`GET /`: the console in the browser); this module runs the
+server.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 from localproc.errors import CannotRunHere, ValidationException
@@ -34,6 +34,7 @@ from localproc.execution.prepare import RunSettings
 from localproc.payload.service_model import sagemaker_model
 from localproc.serve import cloudwatch_logs
 from localproc.serve.api import DEFAULT_MAX_CONCURRENT_JOBS, ProcessingApi
+from localproc.serve.console import is_loopback
 from localproc.serve.endpoint import CONTENT_TYPE, MAX_BODY_BYTES, make_server
 from localproc.serve.errors import ApiError, api_error
 from localproc.serve.wire import checked_input, to_wire
@@ -68,10 +69,12 @@ def serve(
     max_concurrent_jobs: int = DEFAULT_MAX_CONCURRENT_JOBS,
     out: TextIO = sys.stdout,
     log: TextIO = sys.stderr,
+    on_listening: Callable[[str], None] | None = None,
 ) -> None:
     """Serve until Ctrl-C or SIGTERM. Prints one line on `out` once listening, with the URL
     actually bound (so `--port 0` can be used); everything else goes to `log`. Jobs the server
-    started keep running after it stops, each in its own background process."""
+    started keep running after it stops, each in its own background process. `on_listening`
+    gets the URL once requests are answered (`localproc console` opens the browser there)."""
     if max_concurrent_jobs < 1:
         raise ValidationException.single("--max-concurrent-jobs must be at least 1.")
     api = ProcessingApi(settings, max_concurrent_jobs)
@@ -84,7 +87,7 @@ def serve(
     bound_host, bound_port = server.server_address[:2]
     shown_host = f"[{bound_host}]" if ":" in bound_host else bound_host
     url = f"http://{shown_host}:{bound_port}"
-    if not _is_loopback(bound_host):
+    if not is_loopback(bound_host):
         server.note(
             f"warning: {bound_host} is not a loopback address: anyone who can reach it can run "
             "containers on this host, and requests are not signature-checked"
@@ -103,11 +106,14 @@ def serve(
                 "at once. Ctrl-C stops the server; jobs it started keep running "
                 "(StopProcessingJob or `localproc stop NAME` stops them)"
             )
+            if on_listening is not None:
+                on_listening(url)
             server.serve_forever(poll_interval=0.5)
     except (KeyboardInterrupt, _Terminate):
         pass
     finally:
         server.server_close()
+    api.pipelines.shut_down(server.note)
     running = api.running_jobs()
     server.note(
         "stopped"
@@ -118,13 +124,6 @@ def serve(
             else ""
         )
     )
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host.split("%")[0]).is_loopback
-    except ValueError:
-        return False
 
 
 @contextlib.contextmanager

@@ -3,7 +3,8 @@ run them. Nothing may be left behind: the `localproc` fixture checks the jobs it
 `--name` or payload), and here every test is checked once more after all its
 fixtures ended, for every job recorded anywhere below its tmp_path (jobs started through
 `serve` or by a test's own state dir included): no container or network of those jobs may
-remain. Tests that record jobs by hand are checked the same way."""
+remain, on the engine the test used (Docker, or Podman for a test run with `both_engines`).
+Tests that record jobs by hand are checked the same way."""
 
 from __future__ import annotations
 
@@ -38,8 +39,13 @@ def _engine_for_the_leftover_check() -> Iterator[list[Any]]:
 def _nothing_left_behind(
     request: pytest.FixtureRequest, tmp_path: Path, _engine_for_the_leftover_check: list[Any]
 ) -> Iterator[None]:
-    asked = "docker_client" in request.fixturenames
-    docker_client = request.getfixturevalue("docker_client") if asked else None
+    # The engine the test ran its jobs on (Docker or Podman), else Docker when it asked for it.
+    if "engine" in request.fixturenames:
+        docker_client = request.getfixturevalue("engine").client
+    elif "docker_client" in request.fixturenames:
+        docker_client = request.getfixturevalue("docker_client")
+    else:
+        docker_client = None
     yield
     names = recorded_job_names(tmp_path)
     if not names:

@@ -1,8 +1,8 @@
 """Many instances and every input mode, on real Docker and a real S3 endpoint: instances that
 find each other by name, ShardedByS3Key, FullyReplicated downloading each object once, manifests,
-Pipe mode with and without Gzip, and an instance failing while another runs. The tests marked
-`on_engine` run twice: on this machine's engine (bind mounts) and on a second engine reached over
-TCP that shares no folder with this process (tests/engine_nodes.py: the archive backend)."""
+Pipe mode with and without Gzip, and an instance failing while another runs. Marked tests run on
+Podman too (`both_engines`, `all_engines`) and on a remote engine that shares no folder with the
+CLI (`docker_and_remote`, `all_engines`: tests/engine_nodes.py, the archive backend)."""
 
 from __future__ import annotations
 
@@ -14,14 +14,17 @@ from typing import Any
 
 import pytest
 from docker_engine import (
+    EngineUnderTest,
     Localproc,
+    all_engines,
+    docker_and_remote,
     job_payload,
+    job_resources,
     s3_input,
     s3_output,
     script_input,
     unique_name,
 )
-from engine_nodes import EngineUnderTest
 
 REPORT = r"""
 import json, os, pathlib, socket, threading, time
@@ -99,7 +102,7 @@ def data(uri: str, **extra: str) -> dict[str, Any]:
     return s3_input("data", uri, "/opt/ml/processing/input/data", **extra)
 
 
-@pytest.mark.usefixtures("on_engine")
+@all_engines
 def test_three_instances_find_each_other_and_get_their_own_config(
     localproc: Localproc, s3: Any
 ) -> None:
@@ -130,7 +133,7 @@ def test_three_instances_find_each_other_and_get_their_own_config(
         assert log == "files ['a.txt', 'b.txt']\n"
 
 
-@pytest.mark.usefixtures("on_engine")
+@docker_and_remote
 def test_fully_replicated_objects_are_downloaded_once_per_job(
     localproc: Localproc, s3: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -150,7 +153,7 @@ def test_fully_replicated_objects_are_downloaded_once_per_job(
     assert len(gets) == 4, gets  # one GET per object, not one per object and instance
 
 
-@pytest.mark.usefixtures("on_engine")
+@all_engines
 def test_sharded_by_s3_key_splits_objects_disjointly_and_deterministically(
     localproc: Localproc, s3: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -178,7 +181,7 @@ def test_sharded_by_s3_key_splits_objects_disjointly_and_deterministically(
     assert shards["algo-1"] == ["part-00.csv", "part-03.csv", "part-06.csv", "part-09.csv"]
 
 
-@pytest.mark.usefixtures("on_engine")
+@docker_and_remote
 def test_sharded_manifest_entries_are_split_in_manifest_order(
     localproc: Localproc, s3: Any
 ) -> None:
@@ -216,7 +219,7 @@ def test_more_instances_than_objects_leaves_an_empty_local_path(
     ]
 
 
-@pytest.mark.usefixtures("on_engine")
+@docker_and_remote
 def test_manifest_lists_the_objects_to_stage(localproc: Localproc, s3: Any) -> None:
     bucket = s3.make_bucket()
     put_objects(s3, bucket, ["pool/2024/a.csv", "pool/2024/b.csv", "pool/unlisted.csv"])
@@ -276,7 +279,7 @@ pathlib.Path('/opt/ml/processing/out/%s.json' % me).write_text(
 
 
 @pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gzip"])
-@pytest.mark.usefixtures("on_engine")
+@all_engines
 def test_pipe_mode_streams_objects_in_order_into_a_fifo(
     localproc: Localproc, s3: Any, compressed: bool
 ) -> None:
@@ -309,7 +312,7 @@ pathlib.Path('/opt/ml/processing/out/%s.json' % me).write_text(json.dumps({'head
 """
 
 
-@pytest.mark.usefixtures("on_engine")
+@docker_and_remote
 def test_a_container_that_closes_its_pipe_early_completes(localproc: Localproc, s3: Any) -> None:
     bucket = s3.make_bucket()
     s3.client.put_object(Bucket=bucket, Key="big/0.txt", Body=b"0123456789abcdef" * 2**18)
@@ -350,8 +353,9 @@ time.sleep(120)
 """
 
 
+@all_engines
 def test_an_instance_failing_stops_the_others(
-    localproc: Localproc, s3: Any, on_engine: EngineUnderTest
+    localproc: Localproc, s3: Any, engine: EngineUnderTest
 ) -> None:
     bucket = s3.make_bucket()
     put_objects(s3, bucket, ["d/x.txt"])
@@ -364,7 +368,7 @@ def test_an_instance_failing_stops_the_others(
     assert reason.startswith("AlgorithmError: algo-2 exited with code 7"), reason
     keys = [o["Key"] for o in s3.client.list_objects_v2(Bucket=bucket, Prefix="out/")["Contents"]]
     assert keys == [f"out/{name}/algo-1-terminated.txt"]  # algo-1 got SIGTERM, wrote, uploaded
-    assert not any(on_engine.leftovers(localproc.names).values())
+    assert job_resources(engine.client, localproc.names) == ([], [])
 
 
 def test_same_output_path_from_two_instances_warns_and_the_last_wins(

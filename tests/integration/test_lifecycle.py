@@ -1,13 +1,12 @@
 """Jobs you can come back to: describe, list, stop, logs, delete, detached runs, crashed runners,
 and stopping by MaxRuntimeInSeconds or Ctrl-C. Real Docker, real S3, the CLI as users run it.
-The tests that take `on_engine` run on this machine's engine and again on a remote one (a second
-engine reached over TCP that shares no folder with this process: tests/engine_nodes.py)."""
+Marked tests also run on Podman and on a remote engine reached over TCP (tests/engine_nodes.py):
+there `gc` must also remove the run's volumes."""
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import signal
 import subprocess
@@ -19,16 +18,19 @@ from typing import Any
 
 import pytest
 from docker_engine import (
+    EngineUnderTest,
     Localproc,
+    all_engines,
+    docker_and_remote,
     job_payload,
     job_resources,
+    job_volumes,
     s3_input,
     s3_output,
     script_input,
     unique_name,
     wait_for,
 )
-from engine_nodes import EngineUnderTest
 
 
 def describe_output_shape_problems(described: dict[str, Any]) -> str | None:
@@ -60,7 +62,7 @@ def assert_nothing_left(localproc: Localproc, docker_client: Any, name: str) -> 
 
 
 def spawn_run(localproc: Localproc, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "LOCALPROC_HOME": str(localproc.state_dir)}
+    env = localproc.env  # LOCALPROC_HOME, and DOCKER_HOST when the test runs on Podman
     return subprocess.Popen(
         [sys.executable, "-m", "localproc", "run", *args],
         stdout=subprocess.PIPE,
@@ -143,8 +145,9 @@ def test_describe_completed_and_failed_jobs_match_the_botocore_shape(
     assert "ResourceNotFound" in missing.stderr
 
 
+@all_engines
 def test_max_runtime_stops_the_job_uploads_outputs_and_exits_3(
-    localproc: Localproc, s3: Any, on_engine: EngineUnderTest
+    localproc: Localproc, s3: Any, engine: EngineUnderTest
 ) -> None:
     bucket = s3.make_bucket()
     name = unique_name("deadline")
@@ -170,8 +173,7 @@ def test_max_runtime_stops_the_job_uploads_outputs_and_exits_3(
     assert output_keys(s3, bucket, name) == ["started.txt", "terminated.txt"]
     described = json.loads(localproc("describe", name, "--json").stdout)
     assert describe_output_shape_problems(described) is None
-    assert not any(on_engine.leftovers(localproc.names).values())
-    assert not (localproc.job_dir(name) / "staging").exists()
+    assert_nothing_left(localproc, engine.client, name)
 
 
 def test_ctrl_c_while_staging_starts_no_further_download_and_no_container(
@@ -262,7 +264,7 @@ def test_ctrl_c_stops_the_job_and_cleans_up(
     assert_nothing_left(localproc, docker_client, name)
 
 
-@pytest.mark.usefixtures("on_engine")
+@all_engines
 def test_stop_from_another_process(localproc: Localproc, s3: Any) -> None:
     bucket = s3.make_bucket()
     name = unique_name("stopme")
@@ -292,7 +294,7 @@ def test_stop_from_another_process(localproc: Localproc, s3: Any) -> None:
     assert "ValidationException" in again.stderr
 
 
-@pytest.mark.usefixtures("on_engine")
+@docker_and_remote
 def test_detached_run_logs_follow_delete(localproc: Localproc, s3: Any) -> None:
     bucket = s3.make_bucket()
     name = unique_name("detached")
@@ -341,8 +343,9 @@ def test_detached_run_logs_follow_delete(localproc: Localproc, s3: Any) -> None:
     assert rerun.exit_code == 0, rerun.output
 
 
+@all_engines
 def test_sigkilled_runner_is_reconciled_and_gc_removes_leftovers(
-    localproc: Localproc, s3: Any, on_engine: EngineUnderTest
+    localproc: Localproc, s3: Any, engine: EngineUnderTest
 ) -> None:
     bucket = s3.make_bucket()
     name = unique_name("killed")
@@ -359,18 +362,19 @@ def test_sigkilled_runner_is_reconciled_and_gc_removes_leftovers(
         process.wait(timeout=30)
     finally:
         process.kill()
-    left = on_engine.leftovers(localproc.names)
-    assert len(left["containers"]) == 2 and left["networks"]  # the dead runner left them behind
-    if on_engine.kind == "remote":  # the archive backend's: a volume per instance mount
-        assert left["volumes"]
-
-    collected = localproc("gc")  # reconciles the record too
-    assert collected.exit_code == 0, collected.output
-    assert not any(on_engine.leftovers(localproc.names).values())
+    containers, networks = job_resources(engine.client, localproc.names)
+    assert len(containers) == 2 and networks  # the dead runner left them behind
+    if engine.name == "remote":  # the archive backend's volumes, one per instance mount
+        assert job_volumes(engine.client, localproc.names)
 
     described = json.loads(localproc("describe", name, "--json").stdout)
     assert described["ProcessingJobStatus"] == "Failed"
     assert described["FailureReason"] == "InternalServerError: the runner exited unexpectedly"
+
+    collected = localproc("gc")
+    assert collected.exit_code == 0, collected.output
+    assert job_resources(engine.client, localproc.names) == ([], [])
+    assert job_volumes(engine.client, localproc.names) == []
 
 
 def test_eight_concurrent_runs_keep_eight_intact_records(localproc: Localproc, s3: Any) -> None:

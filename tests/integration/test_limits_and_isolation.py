@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from docker_engine import (
     Localproc,
+    both_engines,
     job_payload,
     resources_created_since,
     s3_input,
@@ -105,6 +106,7 @@ def probe_job(
     return seen
 
 
+@both_engines
 def test_isolated_instances_reach_each_other_but_not_the_host(
     localproc: Localproc, s3: Any, host_service: tuple[str, int]
 ) -> None:
@@ -115,11 +117,46 @@ def test_isolated_instances_reach_each_other_but_not_the_host(
     assert seen["algo-1"]["peers"] == seen["algo-2"]["peers"]
 
 
+@both_engines
 def test_without_isolation_the_host_service_is_reachable(
     localproc: Localproc, s3: Any, host_service: tuple[str, int]
 ) -> None:
     seen = probe_job(localproc, s3, host_service, isolated=False, count=1)
     assert seen["algo-1"]["host_service"] == "reached"
+
+
+RESOLVE = r"""
+import socket, sys
+try:
+    print('RESOLVED', socket.gethostbyname(sys.argv[1]), flush=True)
+except OSError as err:
+    print('UNRESOLVED', err, flush=True)
+"""
+OUTSIDE_NAME = "deb.debian.org"  # a name this host resolves through DNS (it installs packages)
+
+
+@both_engines
+def test_an_isolated_job_resolves_no_outside_name(localproc: Localproc, s3: Any) -> None:
+    """No DNS way out of an isolated network: Docker's resolver does not forward for internal
+    networks, and on Podman the job's network has no DNS server (Podman's would forward)."""
+    try:
+        socket.getaddrinfo(OUTSIDE_NAME, 443)
+    except OSError:
+        pytest.skip(f"this host does not resolve {OUTSIDE_NAME}")
+    bucket = s3.make_bucket()
+    entrypoint, code = script_input(s3, bucket, RESOLVE)
+    seen = {}
+    for isolated in (False, True):
+        name = unique_name("dns-iso" if isolated else "dns-open")
+        payload = job_payload(name, entrypoint=entrypoint, arguments=[OUTSIDE_NAME], inputs=[code])
+        payload["NetworkConfig"] = {"EnableNetworkIsolation": isolated}
+        result = localproc(
+            "run", str(localproc.write_payload(payload)), "--s3-endpoint-url", s3.endpoint_url
+        )
+        assert result.exit_code == 0, result.output
+        seen[isolated] = (localproc.job_dir(name) / "logs" / "algo-1.log").read_text()
+    assert seen[False].startswith("RESOLVED "), seen  # the name resolves from a container...
+    assert seen[True].startswith("UNRESOLVED "), seen  # ...but not from an isolated one
 
 
 LIMITS = r"""
@@ -203,6 +240,34 @@ def test_limits_are_scaled_to_the_host_and_can_be_turned_off(localproc: Localpro
     )
     assert free.exit_code == 0, free.output
     assert cgroup_limits(free.stdout)[1] > 64 * GIB  # no memory limit: the cgroup's maximum
+
+
+HOLD = r"""
+import time
+block = bytearray(256 * 1024 * 1024)
+for i in range(0, len(block), 4096):
+    block[i] = 1  # touch every page so it is really used
+time.sleep(4)  # several of the engine's samples (about one a second) see it
+"""
+
+
+@both_engines
+def test_peak_memory_and_cpu_time_are_measured(localproc: Localproc, s3: Any) -> None:
+    """Podman's compat stats stream samples every five seconds and has no high-water mark; the
+    figures must still be there, and right, on both engines."""
+    bucket = s3.make_bucket()
+    name = unique_name("usage")
+    entrypoint, code = script_input(s3, bucket, HOLD)
+    payload = job_payload(name, entrypoint=entrypoint, inputs=[code])
+
+    result = localproc(
+        "run", str(localproc.write_payload(payload)), "--s3-endpoint-url", s3.endpoint_url
+    )
+
+    assert result.exit_code == 0, result.output
+    usage = localproc.record(name)["Localproc"]["InstanceUsage"]["algo-1"]
+    assert 256 * 2**20 <= usage["PeakMemoryBytes"] < 512 * 2**20, usage
+    assert usage["CpuSeconds"] > 0, usage
 
 
 HOG = r"""

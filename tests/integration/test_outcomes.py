@@ -1,16 +1,16 @@
 """How a job ends: exit codes, FailureReason, ExitMessage, outputs uploaded on success and on
 failure, symlinks never followed, and runs that cannot happen here (exit 4, nothing created). The
-tests marked `on_engine` also run on a remote engine reached over TCP (tests/engine_nodes.py),
-where outputs come back as archives from a container: hostile ones."""
+tests marked `docker_and_remote` also run on a remote engine reached over TCP
+(tests/engine_nodes.py), where outputs come back as archives from a container: hostile ones."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-import pytest
 from docker_engine import (
     Localproc,
+    docker_and_remote,
     job_payload,
     resources_created_since,
     s3_output,
@@ -29,7 +29,7 @@ sys.exit(3)
 """
 
 
-@pytest.mark.usefixtures("on_engine")
+@docker_and_remote
 def test_failing_container_records_reason_exit_message_and_still_uploads(
     localproc: Localproc, s3: Any
 ) -> None:
@@ -69,7 +69,7 @@ os.symlink('/opt/ml/output/message', '/opt/ml/output/message-link')
 """
 
 
-@pytest.mark.usefixtures("on_engine")
+@docker_and_remote
 def test_symlinks_and_special_files_are_never_uploaded(localproc: Localproc, s3: Any) -> None:
     bucket = s3.make_bucket()
     name = unique_name("symlinks")

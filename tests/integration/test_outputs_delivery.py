@@ -1,8 +1,8 @@
 """Outputs as the service delivers them, on real Docker and a real S3 endpoint: Continuous
 uploads while the job runs, EndOfJob after it, SSE-KMS on every object, no symlinks followed,
-and transfer progress on a terminal only. The tests marked `on_engine` run on this machine's engine
-and again on a remote one reached over TCP (tests/engine_nodes.py): there Continuous outputs are
-brought back while the instance runs (runtime/docker_remote.py)."""
+and transfer progress on a terminal only. Marked tests also run on a remote engine reached over
+TCP (`docker_and_remote`, `all_engines`), where Continuous outputs are brought back while the
+instance runs (runtime/docker_remote.py)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ import sys
 import time
 from typing import Any
 
-import pytest
 from docker_engine import (
     Localproc,
+    all_engines,
+    docker_and_remote,
     job_payload,
     s3_input,
     s3_output,
@@ -28,7 +29,7 @@ OUT = "/opt/ml/processing/out"
 
 
 def spawn(localproc: Localproc, path: str, s3: Any, *extra: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "LOCALPROC_HOME": str(localproc.state_dir)}
+    env = localproc.env  # LOCALPROC_HOME, and DOCKER_HOST when the test runs on Podman
     return subprocess.Popen(
         [sys.executable, "-m", "localproc", "run", path, "--s3-endpoint-url", s3.endpoint_url,
          *extra],
@@ -60,7 +61,7 @@ time.sleep(8)
 """
 
 
-@pytest.mark.usefixtures("on_engine")
+@all_engines
 def test_a_closed_file_reaches_s3_while_the_job_is_still_running(
     localproc: Localproc, s3: Any
 ) -> None:
@@ -104,7 +105,7 @@ os.symlink('/etc/passwd', out + '/passwd-link')
 """
 
 
-@pytest.mark.usefixtures("on_engine")
+@docker_and_remote
 def test_rewritten_and_slowly_written_files_end_with_their_final_content(
     localproc: Localproc, s3: Any
 ) -> None:
@@ -129,7 +130,7 @@ def test_rewritten_and_slowly_written_files_end_with_their_final_content(
     assert f"{name}/live/passwd-link" not in [o["Key"] for o in listed]
 
 
-@pytest.mark.usefixtures("on_engine")
+@docker_and_remote
 def test_end_of_job_many_files_and_kms_on_every_object(localproc: Localproc, s3: Any) -> None:
     import boto3
 

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from docker_engine import Localproc, job_payload, script_input, unique_name
+from docker_engine import Localproc, both_engines, job_payload, script_input, unique_name
 
 PEERS = ("algo-1", "algo-2", "algo-3")
 FIRST = (
@@ -30,6 +30,7 @@ if me != 'algo-1':  # algo-1 ends at once; the others look for it after it has g
 
 
 @pytest.mark.parametrize("isolated", [False, True], ids=["bridge", "isolated"])
+@both_engines
 def test_every_peer_resolves_from_the_start_and_after_it_exited(
     localproc: Localproc, s3: Any, isolated: bool
 ) -> None:

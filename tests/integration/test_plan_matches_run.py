@@ -15,7 +15,9 @@ from typing import Any
 
 from docker_engine import (
     EXAMPLE_IMAGE,
+    EngineUnderTest,
     Localproc,
+    docker_and_remote,
     job_payload,
     s3_input,
     s3_output,
@@ -23,7 +25,6 @@ from docker_engine import (
     unique_name,
     wait_for,
 )
-from engine_nodes import EngineUnderTest
 
 RUN_LABEL = "localproc.run"
 RUNNER_LABEL = "localproc.execution.runner"
@@ -130,10 +131,11 @@ def _release(container: Any) -> None:
     container.put_archive("/opt/ml/processing/out", archive.getvalue())
 
 
+@docker_and_remote
 def test_plan_json_is_what_run_does(
-    localproc: Localproc, s3: Any, on_engine: EngineUnderTest
+    localproc: Localproc, s3: Any, engine: EngineUnderTest
 ) -> None:
-    docker_client = on_engine.client
+    docker_client = engine.client
     bucket = s3.make_bucket()
     name = unique_name("plan-is-run")
     payload = localproc.write_payload(_payload(s3, bucket, name))

@@ -6,9 +6,10 @@ import json
 import shutil
 from pathlib import Path
 
-from docker_engine import REPO_ROOT, Localproc
+from docker_engine import REPO_ROOT, Localproc, both_engines
 
 
+@both_engines
 def test_quickstart_runs_offline_and_writes_outputs_to_the_folder_store(
     localproc: Localproc, tmp_path: Path
 ) -> None:

@@ -3,7 +3,7 @@ node, reached over TCP, or over ssh:// through the system's ssh): network isolat
 engine's own `internal` network (this machine's firewall is not the engine's), a Docker context
 names the engine as well as DOCKER_HOST does, an image without a shell is refused for Pipe inputs
 before anything starts, and the backend can be forced either way with LOCALPROC_ENGINE_FILES.
-The input and output modes themselves are the `on_engine` variants of the acceptance tests
+The input and output modes themselves are the `[remote]` variants of the acceptance tests
 (test_cluster_and_input_modes, test_lifecycle, test_outputs_delivery, test_outcomes,
 test_plan_matches_run)."""
 
@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from docker_engine import Localproc, job_payload, s3_output, script_input, unique_name
-from engine_nodes import REMOTE_SUBNET, EngineNode, node_leftovers, nothing_left
+from engine_nodes import EngineNode, node_leftovers, nothing_left
 
 PROBE = r"""
 import json, socket, sys
@@ -34,12 +34,10 @@ open('/opt/ml/processing/out/%s.json' % config['current_host'], 'w').write(json.
 
 
 @pytest.fixture
-def client_side_service() -> Iterator[tuple[str, int]]:
+def client_side_service(remote_engine: EngineNode) -> Iterator[tuple[str, int]]:
     """A TCP server on this machine's address on the nodes' bridge: outside the engine's
     machine, as seen from its containers."""
-    import ipaddress
-
-    address = str(ipaddress.ip_network(REMOTE_SUBNET).network_address + 1)
+    address = remote_engine.host_address
     server = socket.socket()
     server.bind((address, 0))
     server.listen(16)

@@ -128,7 +128,12 @@ def test_an_unexpected_failure_answers_without_internals(tmp_path: Path) -> None
     assert (status, answer["__type"]) == (500, "InternalFailure")
     assert "secret" not in answer["message"] and "/private" not in answer["message"]
     assert "RuntimeError" not in answer["message"]
-    assert "secret internals" in log.getvalue()  # the operator sees what happened
+    # The operator sees what happened: noted by the worker just after it answered, so possibly
+    # a moment after the client has the answer (a loaded CI host showed that gap).
+    deadline = time.monotonic() + 10
+    while "secret internals" not in log.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "secret internals" in log.getvalue()
 
 
 # -- item 20: API answers speak the API ----------------------------------------------------------
@@ -175,7 +180,7 @@ def test_half_open_connections_neither_pile_up_threads_nor_block_requests(
         for index in range(HALF_OPEN_CONNECTIONS):
             connection = socket.create_connection(address(server), timeout=10)
             if index % 2:  # half of them start a request line and never finish it
-                connection.sendall(b"POST / HTTP/1.1\r\nHost: x\r\n")
+                connection.sendall(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
             sockets.append(connection)
         time.sleep(1)
         busiest = process.num_threads()
@@ -193,7 +198,7 @@ def test_half_open_connections_neither_pile_up_threads_nor_block_requests(
 
 
 def test_a_connection_that_sends_nothing_is_closed_within_seconds(server: ServerProcess) -> None:
-    for greeting in (b"", b"POST / HTTP/1.1\r\nHost: x\r\n"):
+    for greeting in (b"", b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\n"):
         with socket.create_connection(address(server), timeout=30) as connection:
             connection.sendall(greeting)
             started = time.monotonic()
@@ -223,7 +228,7 @@ def test_keep_alive_serves_several_requests_on_one_connection(server: ServerProc
 
 def test_pipelined_requests_are_each_answered(server: ServerProcess) -> None:
     request = (
-        b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: SageMaker.ListProcessingJobs\r\n"
+        b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Amz-Target: SageMaker.ListProcessingJobs\r\n"
         b"Content-Type: application/x-amz-json-1.1\r\nContent-Length: 2\r\n\r\n{}"
     )
     with socket.create_connection(address(server), timeout=30) as connection:
@@ -324,7 +329,7 @@ def test_unfinished_bodies_are_bounded_across_connections(server: ServerProcess)
     process = psutil.Process(server.process.pid)
     length = 16 * 1024 * 1024
     head = (
-        b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: SageMaker.ListProcessingJobs\r\n"
+        b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Amz-Target: SageMaker.ListProcessingJobs\r\n"
         b"Content-Type: application/x-amz-json-1.1\r\nContent-Length: %d\r\n\r\n" % length
     )
     body = b" " * (length - 1)
@@ -373,10 +378,10 @@ def test_a_damaged_record_answers_in_the_apis_words(server: ServerProcess, tmp_p
 def test_escape_sequences_from_requests_never_reach_the_terminal(server: ServerProcess) -> None:
     body = b'{"ProcessingJobName":"a\\u001b]0;T\\u0007"}'
     requests = [
-        b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: SageMaker.\x1b]0;T\x07\x1b[2J\r\n"
+        b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Amz-Target: SageMaker.\x1b]0;T\x07\x1b[2J\r\n"
         b"Content-Length: 2\r\nConnection: close\r\n\r\n{}",
-        b"GET /\x1b]0;T\x07 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: SageMaker.DescribeProcessingJob\r\n"
+        b"GET /\x1b]0;T\x07 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Amz-Target: SageMaker.DescribeProcessingJob\r\n"
         b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body),
     ]
     for request in requests:
@@ -510,7 +515,7 @@ def test_clients_that_do_not_read_their_answers_do_not_hold_the_workers(
         }
     ).encode()
     request = (
-        b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: Logs_20140328.GetLogEvents\r\n"
+        b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Amz-Target: Logs_20140328.GetLogEvents\r\n"
         b"Content-Type: application/x-amz-json-1.1\r\nContent-Length: %d\r\n\r\n%s"
         % (len(body), body)
     )
@@ -542,7 +547,7 @@ def test_clients_that_do_not_read_their_answers_do_not_hold_the_workers(
 def test_declared_but_unsent_bodies_do_not_hold_the_budget(server: ServerProcess) -> None:
     def head(length: int) -> bytes:
         return (
-            b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: SageMaker.ListProcessingJobs\r\n"
+            b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Amz-Target: SageMaker.ListProcessingJobs\r\n"
             b"Content-Type: application/x-amz-json-1.1\r\nContent-Length: %d\r\n\r\n" % length
         )
 

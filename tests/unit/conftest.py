@@ -14,7 +14,7 @@ import pytest
 
 _ENGINE_OR_NETWORK = (
     "docker_client", "entrypoint_image", "localproc", "s3_server", "s3", "own_s3",
-    "remote_engine", "remote_docker", "remote_ssh", "on_engine",
+    "remote_engine", "remote_docker", "remote_ssh",
 )  # fmt: skip
 
 

@@ -12,7 +12,12 @@ from botocore.loaders import Loader, create_loader
 from botocore.model import ServiceModel, Shape
 
 from localproc.payload import service_model
-from localproc.payload.service_model import PROCESSING_OPERATIONS, SERVICE_NAME, processing_part
+from localproc.payload.service_model import (
+    PIPELINE_OPERATIONS,
+    PROCESSING_OPERATIONS,
+    SERVICE_NAME,
+    processing_part,
+)
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +89,7 @@ def test_a_damaged_cache_file_is_cut_again(cache_home: Path) -> None:
     [cached] = cache_home.glob("sagemaker-*.json")
     cached.write_text('{"operations": ')
     data = service_model._processing_model_data()
-    assert set(data["operations"]) == set(PROCESSING_OPERATIONS)
+    assert set(data["operations"]) == set(PROCESSING_OPERATIONS + PIPELINE_OPERATIONS)
     assert json.loads(cached.read_text()) == data
 
 
@@ -116,4 +121,4 @@ def test_an_unwritable_cache_folder_only_costs_the_cut(
     blocked.write_text("a file where the cache folder would go")
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
     data = service_model._processing_model_data()
-    assert set(data["operations"]) == set(PROCESSING_OPERATIONS)
+    assert set(data["operations"]) == set(PROCESSING_OPERATIONS + PIPELINE_OPERATIONS)

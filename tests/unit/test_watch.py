@@ -111,3 +111,24 @@ def test_a_kill_request_kills_at_once(tmp_path: Path) -> None:
     results, stopping = watch(tmp_path, engine, stop)
     assert ("kill", "algo-1") in engine.calls and results[0].exit_code == 137
     assert stopping == [True]
+
+
+def test_the_watch_records_each_container_s_times_outcome_and_samples(tmp_path: Path) -> None:
+    from localproc.records.layout import StateDir
+    from localproc.records.telemetry import RunTelemetry, read_phases, read_usage_series
+
+    folder = StateDir(tmp_path).job("watched")
+    folder.path.mkdir(parents=True)
+    engine = FakeEngine({"algo-1": None, "algo-2": 0.05}, {"algo-2": 3})
+    sink = LogSink(None, tmp_path / "logs")
+    telemetry = RunTelemetry(folder)
+    Watch(engine, ["algo-1", "algo-2"], sink, StopSignal(), 0.1, lambda: None, telemetry).run(None)  # type: ignore[arg-type]
+    phases = read_phases(folder)["Instances"]
+    assert phases["algo-1"]["ExitCode"] == 143 and phases["algo-1"]["Stopped"] is True
+    assert phases["algo-2"]["ExitCode"] == 3 and phases["algo-2"]["Stopped"] is False
+    assert phases["algo-2"]["Start"] <= phases["algo-2"]["End"]
+    for host in ("algo-1", "algo-2"):  # sampled on threads of their own: may come just after
+        deadline = time.monotonic() + 10
+        while not read_usage_series(folder, host) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert read_usage_series(folder, host)[0]["PeakMemoryBytes"] == 100 * 2**20
