@@ -76,8 +76,10 @@ def _swarm(stack: contextlib.ExitStack) -> dict[str, str]:
     import engine_nodes
     import swarm_cluster  # the tests' swarm: three such nodes, init and join
 
+    prefix, bridge = engine_nodes.session_names("swarm")
+    subnet = engine_nodes.free_subnet()
     nodes = stack.enter_context(
-        engine_nodes.engine_nodes(3, "lpswb", "lpbr-swb", "10.152.0.0/24", images=(IMAGE,))
+        engine_nodes.engine_nodes(3, prefix, bridge, subnet, images=(IMAGE,))
     )
     swarm_cluster.form_swarm(nodes)
     return {**nodes[0].env, "LOCALPROC_CLUSTER": "swarm"}

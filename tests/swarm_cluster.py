@@ -14,11 +14,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from engine_nodes import EngineNode, engine_nodes, node_leftovers, nodes_unavailable
+from engine_nodes import (
+    EngineNode,
+    engine_nodes,
+    free_subnet,
+    node_leftovers,
+    nodes_unavailable,
+    session_names,
+)
 
-SWARM_BRIDGE = "lpbr-swarm"
-SWARM_SUBNET = "10.151.0.0/24"  # apart from the remote-engine tests' bridges
-SWARM_PREFIX = "lpswarm"
 # Overlay subnets come from here: apart from the nodes' bridge and their own networks' pools.
 SWARM_ADDRESS_POOL = "10.240.0.0/16"
 
@@ -66,8 +70,9 @@ def swarm_cluster(docker_client: Any) -> Iterator[SwarmTestCluster]:
     reason = nodes_unavailable()
     if reason:
         pytest.fail(reason)
-    with engine_nodes(
-        3, SWARM_PREFIX, SWARM_BRIDGE, SWARM_SUBNET, images=(EXAMPLE_IMAGE,)
-    ) as nodes:
+    # Names and a subnet of this session's own: other sessions (worktrees, benchmarks) make
+    # nodes on this machine at the same time.
+    prefix, bridge = session_names("swarm")
+    with engine_nodes(3, prefix, bridge, free_subnet(), images=(EXAMPLE_IMAGE,)) as nodes:
         form_swarm(nodes)
         yield SwarmTestCluster(nodes)
