@@ -1,6 +1,7 @@
-"""Engines (issue 14): the same jobs on this machine's Docker engine (bind mounts) and on a remote
-engine reached over TCP that shares no folder with localproc (the archive backend), each set
-against the local engine measured in the same run, interleaved with it.
+"""Engines (issue 14): the same jobs on this machine's Docker engine (bind mounts), on a remote
+engine reached over TCP that shares no folder with localproc (the archive backend) and on a
+3-node Docker Swarm (`--cluster swarm`), each set against the local engine measured in the same
+run, interleaved with it.
 
     python benchmarks/run.py --only engines [--quick]
 
@@ -70,12 +71,28 @@ def _remote_tcp(stack: contextlib.ExitStack) -> dict[str, str]:
     return nodes[0].env
 
 
+def _swarm(stack: contextlib.ExitStack) -> dict[str, str]:
+    sys.path.insert(0, str(REPO / "tests"))
+    import engine_nodes
+    import swarm_cluster  # the tests' swarm: three such nodes, init and join
+
+    prefix, bridge = engine_nodes.session_names("swarm")
+    subnet = engine_nodes.free_subnet()
+    nodes = stack.enter_context(
+        engine_nodes.engine_nodes(3, prefix, bridge, subnet, images=(IMAGE,))
+    )
+    swarm_cluster.form_swarm(nodes)
+    return {**nodes[0].env, "LOCALPROC_CLUSTER": "swarm"}
+
+
 # label → starter; "local" first: it is every ratio's baseline.
-ENGINES: dict[str, EngineStarter] = {"local": _local, "remote TCP": _remote_tcp}
+ENGINES: dict[str, EngineStarter] = {
+    "local": _local, "remote TCP": _remote_tcp, "3-node swarm": _swarm,
+}  # fmt: skip
 
 
 def run_engines(settings: Settings) -> Section:
-    section = Section("engines", "Engines: local, remote over TCP")
+    section = Section("engines", "Engines: local, remote over TCP, 3-node swarm")
     assert settings.moto is not None
     moto = settings.moto
     trivial = make_small_files(settings.workdir / "engines-trivial", 10, 1024)
@@ -141,6 +158,10 @@ def _report(section: Section, cases: dict, seconds: dict, latency: dict, failure
         "(tests/engine_nodes.py), reached at tcp://ADDRESS:2375 over a Linux bridge: the archive "
         "backend's own cost (volumes, put_archive, get_archive, the Pipe and Continuous "
         "copies), with no real network in between.",
+        "3-node swarm: three such dockerd nodes formed into a Docker Swarm (tests/"
+        "swarm_cluster.py), `--cluster swarm` with DOCKER_HOST at the manager: the node "
+        "inventory and reservations, the job's overlay network, placement, then the archive "
+        "backend on each instance's node. A 1-instance job needs no overlay.",
         "Continuous latency: from the arrival of the container's `closed` log line (the file "
         "was closed just before) to the object being listed in S3, polled every 50 ms; the "
         "remote engine brings Continuous folders back every second, then the same uploader "

@@ -20,9 +20,11 @@ from localproc.service.options import RunOptions
 
 RUN_OPTIONS = (
     "s3_root", "s3_endpoint_url", "region", "state_dir", "name", "keep_staging", "stop_grace",
-    "no_resource_limits", "no_cache", "cache_size_gb", "pass_aws_credentials",
+    "no_resource_limits", "no_cache", "cache_size_gb", "pass_aws_credentials", "cluster",
 )  # fmt: skip
-PLAN_OPTIONS = ("s3_root", "s3_endpoint_url", "region", "state_dir", "name", "no_resource_limits")
+PLAN_OPTIONS = (
+    "s3_root", "s3_endpoint_url", "region", "state_dir", "name", "no_resource_limits", "cluster",
+)  # fmt: skip
 
 
 def validate(payload: PayloadArg) -> None:

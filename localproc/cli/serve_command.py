@@ -11,7 +11,7 @@ from localproc.service.options import RunOptions
 
 SERVE_OPTIONS = (
     "s3_root", "s3_endpoint_url", "region", "state_dir", "keep_staging", "stop_grace",
-    "no_resource_limits", "no_cache", "cache_size_gb",
+    "no_resource_limits", "no_cache", "cache_size_gb", "cluster",
 )  # fmt: skip
 
 

@@ -5,6 +5,7 @@ runner is alive is never touched, whichever state dir it belongs to."""
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,7 @@ from localproc.liveness import RunnerIdentity
 from localproc.records.layout import SCRATCH_DIR
 from localproc.records.store import JobRecord, JobStatus, JobStore, now
 from localproc.runtime.engine import DockerEngine, EngineError
+from localproc.runtime.swarm import SwarmCluster
 from localproc.transfer.cache import InputCache
 from localproc.transfer.disarm import disarm_tree
 
@@ -49,7 +51,7 @@ def reconcile(
     store: JobStore,
     name: str,
     record: dict[str, Any] | JobRecord,
-    engine: DockerEngine | None = None,
+    engine: DockerEngine | SwarmCluster | None = None,
 ) -> dict[str, Any]:
     """A running record whose runner is gone becomes Failed, and the containers that runner
     left (which would otherwise run on past their deadline) are stopped and removed; returns
@@ -69,7 +71,7 @@ def reconcile(
 
 
 def remove_orphaned_containers(
-    name: str, record: dict[str, Any] | JobRecord, engine: DockerEngine | None = None
+    name: str, record: dict[str, Any] | JobRecord, engine: DockerEngine | SwarmCluster | None = None
 ) -> bool:
     """The engine objects of this job made by its (dead) runner, found by the runner's label:
     a run of the same name by another runner is never touched. Nothing when no engine answers
@@ -105,7 +107,7 @@ class GarbageReport:
 
 
 def collect_garbage(
-    store: JobStore, engine: DockerEngine | None, cache_cap_bytes: int | None = None
+    store: JobStore, engine: DockerEngine | SwarmCluster | None, cache_cap_bytes: int | None = None
 ) -> GarbageReport:
     """Put right what dead runners left: their records (Failed), their containers and networks,
     their staging folders. Anything whose runner is alive is never touched, whichever state dir
@@ -183,8 +185,11 @@ def _runner_file_names(store: JobStore) -> set[str]:
     return names
 
 
-def connect_engine_if_possible() -> DockerEngine | None:
+def connect_engine_if_possible() -> DockerEngine | SwarmCluster | None:
+    """The engine (with LOCALPROC_CLUSTER=swarm: the whole swarm, every node's engine)."""
     try:
+        if os.environ.get("LOCALPROC_CLUSTER") == "swarm":
+            return SwarmCluster.connect()
         return DockerEngine.connect()
     except CannotRunHere:
         return None

@@ -25,6 +25,7 @@ from localproc.execution.settings import Notify, RunOutcome, RunSettings
 from localproc.execution.stop import stop_on_signals
 from localproc.liveness import RunnerIdentity
 from localproc.plan import HostCapacity, ImageConfig, JobPlan, build_plan, job_arn
+from localproc.plan.placement import cluster_limits
 from localproc.records.store import JobRecord, JobStore
 
 __all__ = ["Preparation", "RunOutcome", "RunSettings", "prepare", "prepare_request", "run_job"]
@@ -33,6 +34,7 @@ from localproc.payload.job import JobSpec, job_from_request
 from localproc.payload.validate import prepare_request
 from localproc.runtime import firewall
 from localproc.runtime.engine import DockerEngine
+from localproc.runtime.swarm import SwarmCluster
 from localproc.storage import ObjectStore, open_store
 from localproc.storage.credentials import configured_region, host_credentials_environment
 from localproc.transfer.progress import TransferProgress
@@ -96,7 +98,8 @@ class Preparation:
     region: str
     arn: str
     store: ObjectStore
-    engine: DockerEngine | None  # None only for `plan` on a host where no engine answers
+    # None only for `plan` on a host where no engine answers; a SwarmCluster with --cluster swarm
+    engine: DockerEngine | SwarmCluster | None
     image: ImageConfig
     image_status: str
     host: HostCapacity
@@ -120,19 +123,33 @@ def prepare(request: dict[str, Any], settings: RunSettings, dry_run: bool = Fals
     if records.exists(job.name) and not dry_run:
         records.claim(job.name, arn)  # raises ResourceInUse with the service's wording
     store = open_store(settings.s3_root, settings.s3_endpoint_url, region)
-    engine, image, image_status = _engine_and_image(job.image_uri, dry_run)
+    engine, image, image_status = _engine_and_image(job.image_uri, dry_run, settings.cluster)
     host = measure_host(engine, settings.state_dir)
     preparation = Preparation(job, region, arn, store, engine, image, image_status, host)
+    limits = None
+    if isinstance(engine, SwarmCluster):
+        limits = cluster_limits(
+            job.instance_type, job.instance_count, [n.capacity for n in engine.nodes],
+            enabled=settings.resource_limits,
+        )  # fmt: skip
     try:
         preparation.plan = build_plan(
             job, list_inputs(job, store), image, region, host,
             resource_limits_enabled=settings.resource_limits,
             runner_label=RunnerIdentity.current().label(),
+            limits=limits,
+            overlay_network=isinstance(engine, SwarmCluster),
         )  # fmt: skip
     except JobFailure as failure:  # e.g. an empty prefix: the job exists, and fails
         preparation.failure = failure
     preparation.notes = _notes(job, preparation.plan)
-    if engine is not None and not engine.files_shared:
+    if isinstance(engine, SwarmCluster):
+        preparation.notes.append(
+            f"--cluster swarm: the instances are placed over {len(engine.nodes)} node(s) ("
+            + ", ".join(n.name for n in engine.nodes)
+            + "); inputs, config and outputs are copied through each node's engine (volumes)"
+        )
+    elif engine is not None and not engine.files_shared:
         preparation.notes.append(
             f"the Docker engine at {engine.endpoint.describe()} does not share this machine's "
             "folders: inputs, config and outputs are copied through the Engine API (volumes)"
@@ -142,8 +159,12 @@ def prepare(request: dict[str, Any], settings: RunSettings, dry_run: bool = Fals
     return preparation
 
 
-def _engine_and_image(uri: str, dry_run: bool) -> tuple[DockerEngine | None, ImageConfig, str]:
+def _engine_and_image(
+    uri: str, dry_run: bool, cluster: str | None = None
+) -> tuple[DockerEngine | SwarmCluster | None, ImageConfig, str]:
     unknown = ImageConfig(uri, entrypoint=None, cmd=None, present=False)
+    if cluster == "swarm":
+        return _cluster_and_image(uri, dry_run)
     try:
         engine = DockerEngine.connect()
     except CannotRunHere:
@@ -156,6 +177,25 @@ def _engine_and_image(uri: str, dry_run: bool) -> tuple[DockerEngine | None, Ima
         return engine, engine.image_config(uri, pull=False), "present on this host"
     except CannotRunHere:
         return engine, unknown, "not on this host: run would pull it"
+
+
+def _cluster_and_image(uri: str, dry_run: bool) -> tuple[SwarmCluster | None, ImageConfig, str]:
+    """The swarm and the image's configuration once every node has the image (each pulls it
+    if it can; CannotRunHere naming the nodes that cannot). A dry run pulls nothing."""
+    unknown = ImageConfig(uri, entrypoint=None, cmd=None, present=False)
+    try:
+        cluster = SwarmCluster.connect()
+    except CannotRunHere as err:
+        if not dry_run:
+            raise
+        return None, unknown, f"unknown: {err}"
+    try:
+        image = cluster.image_config(uri, pull=not dry_run)
+    except CannotRunHere as err:
+        if not dry_run:
+            raise
+        return cluster, unknown, f"not on every swarm node: {err}"
+    return cluster, image, f"present on all {len(cluster.nodes)} swarm nodes"
 
 
 def run_job(
@@ -206,7 +246,7 @@ def _record_or_give_up(records: JobStore, job: JobSpec, arn: str, settings: RunS
         ) from None
 
 
-def measure_host(engine: DockerEngine | None, state_dir: Path) -> HostCapacity:
+def measure_host(engine: DockerEngine | SwarmCluster | None, state_dir: Path) -> HostCapacity:
     where = state_dir
     while not where.exists():  # the state dir may not exist yet: measure the disk it will be on
         where = where.parent

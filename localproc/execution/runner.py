@@ -28,7 +28,8 @@ from localproc.records.layout import JobFolder
 from localproc.records.store import JobStatus, JobStore
 from localproc.records.telemetry import RunTelemetry
 from localproc.runtime.engine import DockerEngine
-from localproc.runtime.protocol import EngineError
+from localproc.runtime.protocol import EngineError, GangPlacement
+from localproc.runtime.swarm import SwarmCluster
 from localproc.storage import ObjectStore
 from localproc.transfer.progress import TransferProgress
 
@@ -44,7 +45,7 @@ class Runner:
         plan: JobPlan | None,
         settings: RunSettings,
         store: ObjectStore,
-        engine: DockerEngine,
+        engine: DockerEngine | SwarmCluster,
         records: JobStore,
         folder: JobFolder,
         notify: Notify,
@@ -129,6 +130,12 @@ class Runner:
     ) -> list[InstanceResult]:
         if ctx.telemetry is not None:
             ctx.telemetry.plan(plan_json(ctx.plan))
+        engine = ctx.engine
+        # On a cluster all instances are placed at once before anything is staged or made;
+        # the run may wait for room there, and a stop meanwhile ends it with nothing made.
+        placing = isinstance(engine, GangPlacement)
+        if placing and not engine.place_instances(self.notify, lambda: self.stop.requested):
+            return []
         with _phase(ctx, "Staging"):
             stage(ctx)
         if self.stop.requested:

@@ -26,6 +26,7 @@ class RunSettings:
     use_cache: bool = True
     cache_cap_bytes: int = DEFAULT_CAP_BYTES
     pass_aws_credentials: bool = False
+    cluster: str | None = None  # "swarm": DOCKER_HOST names a Swarm manager (runtime/swarm.py)
     # A claim of the job's name made for this run by the process that started it in the
     # background (`run --detach`, `serve`), which answered its caller only after claiming.
     claim_token: str | None = None

@@ -95,10 +95,14 @@ def build_plan(
     *,
     run_id: str | None = None,
     runner_label: str = "",
+    limits: ResourceLimits | None = None,
+    overlay_network: bool = False,
 ) -> JobPlan:
     """`listings` maps each S3 input's name to its objects (see `InputListing`). `run_id` names
     every engine object of the run (a new one when not given); `runner_label` identifies the
-    process that will run it (for `gc`)."""
+    process that will run it (for `gc`). `limits`: the containers' limits when they are not
+    this host's to decide (a cluster's, `placement.cluster_limits`); `overlay_network`: the
+    job's network is a Swarm overlay."""
     run_id = run_id if run_id is not None else new_run_id()
     arn = job_arn(job.name, region, account)
     hosts = tuple(f"algo-{i}" for i in range(1, job.instance_count + 1))
@@ -130,12 +134,13 @@ def build_plan(
         instances=(),
         processing_job_config={"ProcessingJobArn": arn, **service_echo(job.request)},
         outputs=uploaded_outputs(job),
-        limits=resource_limits(
+        limits=limits
+        or resource_limits(
             job.instance_type, job.instance_count, host, enabled=resource_limits_enabled
         ),
         run_id=run_id,
         labels={JOB_LABEL: job.name, RUN_LABEL: run_id, RUNNER_LABEL: runner_label},
-        network=network_plan(job, run_id),
+        network=replace(network_plan(job, run_id), overlay=overlay_network),
         max_runtime_seconds=job.max_runtime_seconds,
         command_known=image.present or bool(job.container_entrypoint),
     )

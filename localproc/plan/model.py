@@ -122,6 +122,7 @@ class UploadPlan:
 class NetworkPlan:
     name: str  # DEFAULT_NETWORK: the engine's default bridge, nothing to create
     isolated: bool
+    overlay: bool = False  # a Swarm overlay across nodes (`--cluster swarm`), not a bridge
 
     @property
     def own(self) -> bool:
@@ -129,10 +130,13 @@ class NetworkPlan:
 
     @property
     def description(self) -> str:
+        kind = "overlay network across the swarm's nodes" if self.overlay else "network"
         if self.isolated:
-            return "isolated: an internal network of the job's own, no route out"
+            return f"isolated: an internal {kind} of the job's own, no route out"
         if not self.own:
             return "Docker's default bridge, with outbound access (a lone instance needs no other)"
+        if self.overlay:
+            return f"an attachable {kind} of the job's own, with outbound access"
         return "a bridge network of the job's own, with outbound access"
 
 

@@ -50,6 +50,11 @@ class DockerRun:
                 plan.network.isolated,
             )  # fmt: skip
 
+    def join_network(self, peers: Mapping[str, str]) -> None:
+        """The job's network was made elsewhere (a Swarm overlay, by the manager): join it
+        with these fixed addresses (algo-i → address) instead of making one."""
+        self._peers = dict(peers)
+
     def input_folder(self, host: str, input_name: str) -> Path:
         return self._folders.staging / host / input_name
 

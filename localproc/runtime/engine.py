@@ -350,7 +350,11 @@ class DockerEngine:
         selector = {"label": f"{RUN_LABEL}={run_id}"}
         with engine_errors(f"removing the containers and networks of run {run_id}"):
             containers = self.client.containers.list(all=True, filters=selector, sparse=True)
-            networks = self.client.networks.list(filters=selector)
+            # A Swarm overlay (--cluster swarm) is removed by the manager, never by a node
+            networks = [
+                n for n in self.client.networks.list(filters=selector)
+                if n.attrs.get("Scope") != "swarm"
+            ]  # fmt: skip
             volumes = self._volumes(selector)
         self._remove(
             [c.id for c in containers], [n.id for n in networks], f"run {run_id}",

@@ -29,10 +29,10 @@ engine (where it departs from this sketch, its docstring says so):
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class EngineError(Exception):
@@ -143,3 +143,13 @@ class Engine(Protocol):
 
     def discard_inputs(self) -> None:
         """Remove the staged input trees (unless the user keeps them)."""
+
+
+@runtime_checkable
+class GangPlacement(Protocol):
+    """An engine that places a job's instances over several machines (`--cluster swarm`): it
+    is asked first, before anything of the run exists, and places all instances at once."""
+
+    def place_instances(self, notify: Callable[[str], None], cancelled: Callable[[], bool]) -> bool:
+        """Wait until every instance fits at once (saying so through `notify`), then place
+        them; False when `cancelled` first (nothing was made)."""

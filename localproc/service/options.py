@@ -23,6 +23,7 @@ DEFAULT_STATE_DIR = Path.home() / ".localproc"
 # shut down, and a mistyped 1e12 would otherwise keep a stopped job's containers for ever.
 MAX_STOP_GRACE_SECONDS = 3600
 GB = 2**30
+CLUSTERS = (None, "", "swarm")  # "": LOCALPROC_CLUSTER set empty, i.e. no cluster
 
 
 def _option(default: Any, help: str, *flags: str, envvar: str | None = None) -> Any:  # noqa: A002
@@ -85,6 +86,13 @@ class RunOptions:
         "Give the containers this host's AWS credentials (as AWS_ACCESS_KEY_ID etc.).",
         "--pass-aws-credentials",
     )
+    cluster: str | None = _option(
+        None,
+        "'swarm': spread the job's instances over the Docker Swarm whose manager DOCKER_HOST "
+        "names.",
+        "--cluster",
+        envvar="LOCALPROC_CLUSTER",
+    )
 
     def settings(self, claim_token: str | None = None) -> RunSettings:
         """The execution's settings; OptionValueError (naming the option) for a value out of
@@ -93,6 +101,10 @@ class RunOptions:
 
         check_range(self.stop_grace, "--stop-grace", 0, MAX_STOP_GRACE_SECONDS, "seconds")
         check_range(self.cache_size_gb, "--cache-size-gb", 0, math.inf, "GB")
+        if self.cluster not in CLUSTERS:
+            raise OptionValueError(
+                "--cluster", f"{self.cluster!r} is not a cluster localproc knows: use 'swarm'."
+            )
         return RunSettings(
             state_dir=self.state_dir.expanduser(),
             s3_root=self.s3_root,
@@ -104,6 +116,7 @@ class RunOptions:
             use_cache=not self.no_cache,
             cache_cap_bytes=cache_cap_bytes(self.cache_size_gb),
             pass_aws_credentials=self.pass_aws_credentials,
+            cluster=self.cluster or None,
             claim_token=claim_token,
         )
 
@@ -122,6 +135,7 @@ class RunOptions:
             no_cache=not settings.use_cache,
             cache_size_gb=settings.cache_cap_bytes / GB,
             pass_aws_credentials=settings.pass_aws_credentials,
+            cluster=settings.cluster,
         )
 
     def to_argv(self) -> list[str]:
