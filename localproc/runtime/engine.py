@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import ipaddress
-from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +26,8 @@ from localproc.plan.naming import (
 from localproc.runtime import firewall, podman
 from localproc.runtime.container_options import Mount, docker_mount, resource_options
 from localproc.runtime.endpoint import Endpoint, client_options, resolve_endpoint, shares_files
+from localproc.runtime.engine_errors import engine_errors
+from localproc.runtime.engine_errors import first_line as _first_line
 from localproc.runtime.protocol import Engine, EngineError, HostFolders
 
 __all__ = [
@@ -51,17 +50,6 @@ __all__ = [
 if TYPE_CHECKING:  # the SDK is imported lazily so `localproc --help` stays instant
     import docker
     from docker.models.containers import Container
-
-
-@contextlib.contextmanager
-def engine_errors(action: str) -> Iterator[None]:
-    """Turn the SDK's errors into EngineError, so callers need not import docker."""
-    import docker.errors
-
-    try:
-        yield
-    except (docker.errors.DockerException, OSError) as err:
-        raise EngineError(f"Docker engine: {action} failed: {_first_line(err)}") from err
 
 
 @dataclass
@@ -185,71 +173,11 @@ class DockerEngine:
         hosts: Sequence[str],
         isolated: bool = False,
     ) -> dict[str, str]:
-        """The run's own bridge network, with a fixed address for each of `hosts` (returned,
-        host → address): every container gets all of them in its /etc/hosts, so every peer
-        resolves from its first instruction to the end of the job, whether the peer has started
-        yet or has already exited (Docker's DNS knows only running containers). Isolated: an
-        internal network (no route out) whose bridge the host firewall shuts off from the
-        host's own services, where this process may change the firewall (an engine on this
-        machine; another machine's firewall is its own: runtime/firewall.py)."""
-        if self.is_podman:
-            with engine_errors(f"creating network {name}"):
-                subnet, gateway = podman.create_network(
-                    self.client, name, labels, firewall.bridge_name(run_id), isolated
-                )
-            addresses = _addresses(ipaddress.ip_network(subnet), gateway, hosts)
-        else:
-            for _attempt in range(5):
-                addresses = self._create_addressed_network(name, run_id, labels, hosts, isolated)
-                if addresses is not None:
-                    break
-            else:
-                raise EngineError(f"Docker engine: creating network {name} failed: no free subnet")
-        if isolated and self.endpoint.on_this_machine and firewall.can_isolate_host():
-            try:
-                firewall.block_host_access(run_id)
-            except OSError as err:
-                raise EngineError(f"isolating network {name}: {err}") from err
-        return addresses
+        """The run's own bridge network with a fixed address for each of `hosts` (returned,
+        host → address): runtime/job_network.py says how and why."""
+        from localproc.runtime.job_network import create_job_network
 
-    def _create_addressed_network(
-        self,
-        name: str,
-        run_id: str,
-        labels: Mapping[str, str],
-        hosts: Sequence[str],
-        isolated: bool,
-    ) -> dict[str, str] | None:
-        """Fixed addresses need a subnet given at creation: the engine picks a free one from its
-        own pools (whatever the daemon is configured with) for a first network, which is then
-        made again with that subnet given. None when another network took it meanwhile."""
-        import docker.errors
-        from docker.types import IPAMConfig, IPAMPool
-
-        def create(ipam: IPAMConfig | None) -> Any:
-            return self.client.networks.create(
-                name, driver="bridge", internal=isolated, labels=dict(labels), ipam=ipam,
-                options={"com.docker.network.bridge.name": firewall.bridge_name(run_id)},
-            )  # fmt: skip
-
-        with engine_errors(f"creating network {name}"):
-            probe = create(None)
-            config = (probe.attrs.get("IPAM") or {}).get("Config") or []
-            probe.remove()
-            v4 = [c for c in config if ipaddress.ip_network(c["Subnet"]).version == 4]
-            if not v4:
-                raise EngineError(f"Docker engine: network {name} has no IPv4 subnet")
-            subnet = ipaddress.ip_network(v4[0]["Subnet"])
-            gateway = v4[0].get("Gateway") or str(next(subnet.hosts()))
-            addresses = _addresses(subnet, gateway, hosts)
-            pool = IPAMPool(subnet=str(subnet), gateway=gateway)
-            try:
-                create(IPAMConfig(pool_configs=[pool]))
-            except docker.errors.APIError as err:
-                if "overlap" in str(err).lower():
-                    return None
-                raise
-        return addresses
+        return create_job_network(self, name, run_id, labels, hosts, isolated)
 
     def remote_machine_size(self) -> tuple[int, int] | None:
         """The CPUs and memory of the engine's machine when that is not this one (None here:
@@ -377,38 +305,6 @@ class DockerEngine:
         self, containers: Sequence[str], networks: Sequence[str], what: str,
         volumes: Sequence[str] = (),
     ) -> None:  # fmt: skip
-        import docker.errors
+        from localproc.runtime.engine_cleanup import remove_objects
 
-        def remove(container_id: str) -> None:
-            with contextlib.suppress(docker.errors.NotFound):
-                self.client.api.remove_container(container_id, force=True)
-
-        def remove_volume(volume: str) -> None:
-            with contextlib.suppress(docker.errors.NotFound):
-                self.client.api.remove_volume(volume, force=True)
-
-        with engine_errors(f"removing the containers and networks of {what}"):
-            # All at once: the engine removes several containers in about the time of one.
-            with ThreadPoolExecutor(max_workers=max(1, min(len(containers), 16))) as pool:
-                list(pool.map(remove, containers))
-            for network_id in networks:
-                with contextlib.suppress(docker.errors.NotFound):
-                    self.client.api.remove_network(network_id)
-            # Once the containers that used them are gone; all at once too.
-            with ThreadPoolExecutor(max_workers=max(1, min(len(volumes), 16))) as pool:
-                list(pool.map(remove_volume, volumes))
-
-
-def _addresses(
-    subnet: ipaddress.IPv4Network | ipaddress.IPv6Network,
-    gateway: str | None,
-    hosts: Sequence[str],
-) -> dict[str, str]:
-    """A fixed address for each host: the subnet's first ones, the gateway's (if any) left out."""
-    free = (str(a) for a in subnet.hosts() if str(a) != gateway)
-    return {host: next(free) for host in hosts}
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip() or type(err).__name__
-    return text.splitlines()[0]
+        remove_objects(self.client, containers, networks, what, volumes)

@@ -26,7 +26,9 @@ from localproc.plan import ImageConfig, JobPlan
 from localproc.plan.naming import JOB_LABEL, RUN_LABEL
 from localproc.plan.placement import NodeCapacity, reserved_on
 from localproc.runtime.endpoint import Endpoint, shares_files
-from localproc.runtime.engine import DockerEngine, LeftoverRun, _first_line, engine_errors
+from localproc.runtime.engine import DockerEngine, LeftoverRun
+from localproc.runtime.engine_errors import engine_errors
+from localproc.runtime.engine_errors import first_line as _first_line
 from localproc.runtime.protocol import EngineError, HostFolders
 
 if TYPE_CHECKING:
