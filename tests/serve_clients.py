@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from docker_engine import Localproc, wait_for
+
 # Pinned so that CI runs what was tested; raise them deliberately.
 AWSCLI_REQUIREMENTS = ("awscli==1.46.3",)
 SAGEMAKER_SDK_REQUIREMENTS = ("sagemaker==2.257.7",)
@@ -141,3 +143,36 @@ def raw_request(
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read())
+
+
+def end_running_jobs(localproc: Localproc) -> None:
+    """Stop every job of the test's state dir that is still running and wait until each has
+    ended (a test that started jobs through `serve` must not leave them running)."""
+    jobs = localproc.state_dir / "jobs"
+    names = [p.parent.name for p in jobs.glob("*/record.json")] if jobs.is_dir() else []
+    for name in names:
+        if localproc.record(name)["ProcessingJobStatus"] == "InProgress":
+            localproc("stop", name)
+    for name in names:
+        wait_for(
+            lambda n=name: (
+                localproc.record(n)["ProcessingJobStatus"] not in ("InProgress", "Stopping")
+            ),
+            60,
+        )
+
+
+def sagemaker_client(url: str, region: str = "us-east-1") -> Any:
+    """boto3's SageMaker client for a `serve` at `url`: dummy credentials, no retries (a test
+    sees the first answer)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "sagemaker",
+        endpoint_url=url,
+        region_name=region,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
+    )

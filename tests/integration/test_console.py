@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from docker_engine import Localproc, job_payload, s3_input, s3_output, unique_name, wait_for
-from serve_clients import ServerProcess, start_server
+from serve_clients import ServerProcess, end_running_jobs, sagemaker_client, start_server
 
 pytestmark = pytest.mark.docker
 
@@ -94,35 +94,6 @@ def browser() -> Iterator[Any]:
             yield launched
         finally:
             launched.close()
-
-
-def end_running_jobs(localproc: Localproc) -> None:
-    jobs = localproc.state_dir / "jobs"
-    names = [p.parent.name for p in jobs.glob("*/record.json")] if jobs.is_dir() else []
-    for name in names:
-        if localproc.record(name)["ProcessingJobStatus"] == "InProgress":
-            localproc("stop", name)
-    for name in names:
-        wait_for(
-            lambda n=name: (
-                localproc.record(n)["ProcessingJobStatus"] not in ("InProgress", "Stopping")
-            ),
-            60,
-        )
-
-
-def sagemaker_client(url: str) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "sagemaker",
-        endpoint_url=url,
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
-    )
 
 
 def script_job(

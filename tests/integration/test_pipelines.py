@@ -22,8 +22,10 @@ from docker_engine import EXAMPLE_IMAGE, Localproc, unique_name, wait_for
 from serve_clients import (
     SAGEMAKER_SDK_REQUIREMENTS,
     ServerProcess,
+    end_running_jobs,
     ensure_venv,
     python_of,
+    sagemaker_client,
     start_server,
 )
 
@@ -56,35 +58,10 @@ def serve(localproc: Localproc, s3: Any, tmp_path: Path) -> Iterator[ServerFacto
 
     yield start
     try:
-        stop_running_jobs(localproc)
+        end_running_jobs(localproc)
     finally:
         for server in servers:
             server.stop()
-
-
-def stop_running_jobs(localproc: Localproc) -> None:
-    jobs = localproc.state_dir / "jobs"
-    names = [p.parent.name for p in jobs.glob("*/record.json")] if jobs.is_dir() else []
-    for name in names:
-        if localproc.record(name)["ProcessingJobStatus"] == "InProgress":
-            localproc("stop", name)
-    for name in names:
-        wait_for(
-            lambda n=name: (
-                localproc.record(n)["ProcessingJobStatus"] not in ("InProgress", "Stopping")
-            ),
-            60,
-        )
-
-
-def client_for(url: str) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "sagemaker", endpoint_url=url, region_name=REGION, aws_access_key_id="testing",
-        aws_secret_access_key="testing", config=Config(retries={"total_max_attempts": 1}),
-    )  # fmt: skip
 
 
 def script_step(name: str, bucket: str, key: str, **extra: Any) -> dict[str, Any]:
@@ -201,7 +178,7 @@ def test_sdk_pipeline_with_property_file_condition_cache_and_fail_step(
     assert third["steps"]["TooInaccurate"]["error"] == "Accuracy below the threshold of 0.9"
     assert "Report" not in third["steps"]
 
-    client = client_for(server.url)
+    client = sagemaker_client(server.url)
     tags = client.list_tags(ResourceArn=result["pipeline_arn"])["Tags"]
     assert {"Key": "team", "Value": "ml"} in tags
     versions = client.list_pipeline_versions(PipelineName=name)["PipelineVersionSummaries"]
@@ -213,7 +190,7 @@ def test_a_failing_step_fails_the_execution_with_the_jobs_reason(
     serve: ServerFactory, s3: Any, localproc: Localproc
 ) -> None:
     server = serve()
-    client = client_for(server.url)
+    client = sagemaker_client(server.url)
     bucket = s3.make_bucket()
     s3.client.put_object(Bucket=bucket, Key="fail.py", Body=FAILER.encode())
     name = unique_name("failing")
@@ -238,7 +215,7 @@ def test_stop_pipeline_execution_stops_the_running_step_job(
     serve: ServerFactory, s3: Any, localproc: Localproc
 ) -> None:
     server = serve()
-    client = client_for(server.url)
+    client = sagemaker_client(server.url)
     bucket = s3.make_bucket()
     s3.client.put_object(Bucket=bucket, Key="sleep.py", Body=SLEEPER.encode())
     name = unique_name("stopped")
@@ -272,7 +249,7 @@ def test_a_pipeline_with_a_training_step_is_refused_up_front(
     from botocore.exceptions import ClientError
 
     server = serve()
-    client = client_for(server.url)
+    client = sagemaker_client(server.url)
     train = {"Name": "Train", "Type": "Training", "Arguments": {}}
     name = unique_name("training")
     client.create_pipeline(
@@ -294,7 +271,7 @@ def test_records_survive_a_restart_and_an_interrupted_execution_is_failed(
     serve: ServerFactory, s3: Any, localproc: Localproc
 ) -> None:
     server = serve()
-    client = client_for(server.url)
+    client = sagemaker_client(server.url)
     bucket = s3.make_bucket()
     s3.client.put_object(Bucket=bucket, Key="quick.py", Body=b"print('quick', flush=True)")
     s3.client.put_object(Bucket=bucket, Key="sleep.py", Body=SLEEPER.encode())
@@ -312,7 +289,7 @@ def test_records_survive_a_restart_and_an_interrupted_execution_is_failed(
     server.stop(signum=signal.SIGKILL)  # the server dies while the execution runs
 
     again = serve()
-    client = client_for(again.url)
+    client = sagemaker_client(again.url)
     assert client.describe_pipeline(PipelineName=name)["PipelineDefinition"] == steps
     described = client.describe_pipeline_execution(PipelineExecutionArn=arn)
     assert described["PipelineExecutionDisplayName"] == "before-restart"
@@ -409,7 +386,7 @@ def test_bad_pipeline_requests_get_the_services_errors(serve: ServerFactory) -> 
     from botocore.exceptions import ClientError
 
     server = serve()
-    client = client_for(server.url)
+    client = sagemaker_client(server.url)
 
     def error_of(call: Callable[[], Any]) -> tuple[str, str]:
         with pytest.raises(ClientError) as caught:
@@ -592,7 +569,7 @@ def test_stopping_serve_stops_its_running_executions_and_their_step_jobs(
     serve: ServerFactory, s3: Any, localproc: Localproc
 ) -> None:
     server = serve()
-    client = client_for(server.url)
+    client = sagemaker_client(server.url)
     bucket = s3.make_bucket()
     s3.client.put_object(Bucket=bucket, Key="sleep.py", Body=SLEEPER.encode())
     name = unique_name("serve-ends")

@@ -31,9 +31,11 @@ from serve_clients import (
     AWSCLI_REQUIREMENTS,
     SAGEMAKER_SDK_REQUIREMENTS,
     ServerProcess,
+    end_running_jobs,
     ensure_venv,
     python_of,
     raw_request,
+    sagemaker_client,
     start_server,
 )
 
@@ -90,32 +92,8 @@ def serve(localproc: Localproc, s3: Any, tmp_path: Path) -> Iterator[ServerFacto
         assert "localproc serve: stopped" in log, log
 
 
-def end_running_jobs(localproc: Localproc) -> None:
-    jobs = localproc.state_dir / "jobs"
-    names = [p.parent.name for p in jobs.glob("*/record.json")] if jobs.is_dir() else []
-    for name in names:
-        if localproc.record(name)["ProcessingJobStatus"] == "InProgress":
-            localproc("stop", name)
-    for name in names:
-        wait_for(lambda n=name: status_of(localproc, n) not in ("InProgress", "Stopping"), 60)
-
-
 def status_of(localproc: Localproc, name: str) -> str:
     return str(localproc.record(name)["ProcessingJobStatus"])
-
-
-def sagemaker_client(url: str) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "sagemaker",
-        endpoint_url=url,
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
-    )
 
 
 def wait_until_done(client: Any, name: str) -> dict[str, Any]:
